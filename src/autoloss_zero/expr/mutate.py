@@ -1,0 +1,203 @@
+"""Mutations and offspring (paper Section 3.2, Figure 3), dispatched by name.
+
+Nodes are chosen uniformly. The paper's root is an output node above the top
+operator, so the top operator can be replaced, deleted (leaving a bare leaf) or get
+an operator inserted above it.
+
+- ``insert``: a uniformly drawn operator goes between a uniformly chosen node and its
+  parent; a binary operator takes a uniformly drawn leaf as its other child, on a
+  uniformly drawn side.
+- ``delete``: a uniformly chosen operator node is removed and one of its children,
+  drawn uniformly, takes its place. A bare leaf has no operator: the tree is returned
+  unchanged.
+- ``replace``: a uniformly chosen node gets an operator drawn uniformly among the
+  others (any operator for a leaf); if it has more children than the new arity, a
+  uniformly drawn subset of them is kept (in order), otherwise uniformly drawn leaves
+  are added at uniformly drawn positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ops import OperatorSet, get_operators
+from .random import as_rng, below, check_leaves, grow
+from .tree import DEFAULT_LEAVES, Expr, Node, node_size
+
+MUTATIONS = ("insert", "delete", "replace")
+
+
+@dataclass
+class MutationConfig:
+    """How offspring are made (paper defaults)."""
+
+    copy: float = 0.1
+    """Probability of copying the parent unchanged."""
+    reinit: float = 0.5
+    """If not copied: probability of a fresh random tree."""
+    mutations: int = 2
+    """If neither: number of sequential mutations."""
+    weights: dict = field(default_factory=lambda: {"insert": 1.0, "delete": 1.0, "replace": 1.0})
+    """Relative weights of the mutation kinds (uniform in the paper)."""
+    depth: int = 3
+    """Depth of random (re-)initialization."""
+    max_size: int | None = None
+    """Optional cap on the number of nodes of a child (off in the paper)."""
+
+    def __post_init__(self):
+        for name in ("copy", "reinit"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"mutation.{name} must be in [0, 1], got {v}")
+        unknown = set(self.weights) - set(MUTATIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown mutation kind(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(MUTATIONS)}"
+            )
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("mutation.weights must be >= 0 with a positive sum")
+        if self.mutations < 1:
+            raise ValueError("mutation.mutations must be >= 1")
+        if self.depth < 0:
+            raise ValueError("mutation.depth must be >= 0")
+        if self.max_size is not None and self.max_size < 1:
+            raise ValueError("mutation.max_size must be >= 1 or None")
+
+
+def _paths(node: Node, prefix: tuple = (), out: list | None = None, ops_only=False) -> list:
+    out = [] if out is None else out
+    if isinstance(node, str):
+        if not ops_only:
+            out.append(prefix)
+        return out
+    out.append(prefix)
+    for i, c in enumerate(node[1:], start=1):
+        _paths(c, prefix + (i,), out, ops_only)
+    return out
+
+
+def _get(node: Node, path: tuple) -> Node:
+    for i in path:
+        node = node[i]
+    return node
+
+
+def _put(node: Node, path: tuple, new: Node) -> Node:
+    if not path:
+        return new
+    i = path[0]
+    return node[:i] + (_put(node[i], path[1:], new),) + node[i + 1 :]
+
+
+def _insert(node, rng, leaves, ops):
+    paths = _paths(node)
+    path = paths[below(rng, len(paths))]
+    target = _get(node, path)
+    name = ops.names[below(rng, len(ops.names))]
+    if ops.arity[name] == 1:
+        new = (name, target)
+    else:
+        other = leaves[below(rng, len(leaves))]
+        new = (name, target, other) if rng.random() < 0.5 else (name, other, target)
+    return _put(node, path, new)
+
+
+def _delete(node, rng, leaves, ops):
+    paths = _paths(node, ops_only=True)
+    if not paths:
+        return node
+    path = paths[below(rng, len(paths))]
+    target = _get(node, path)
+    kept = target[1 + below(rng, len(target) - 1)]
+    return _put(node, path, kept)
+
+
+def _replace(node, rng, leaves, ops):
+    paths = _paths(node)
+    path = paths[below(rng, len(paths))]
+    target = _get(node, path)
+    current = None if isinstance(target, str) else target[0]
+    choices = [n for n in ops.names if n != current] or list(ops.names)
+    name = choices[below(rng, len(choices))]
+    arity = ops.arity[name]
+    children = [] if isinstance(target, str) else list(target[1:])
+    while len(children) > arity:
+        children.pop(below(rng, len(children)))
+    while len(children) < arity:
+        children.insert(below(rng, len(children) + 1), leaves[below(rng, len(leaves))])
+    return _put(node, path, (name, *children))
+
+
+_DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace}
+
+
+def mutate(
+    expr: Expr,
+    rng: int | np.random.Generator,
+    kind: str,
+    leaves: Sequence[str] = DEFAULT_LEAVES,
+    operators: OperatorSet | Sequence[str] | None = None,
+) -> Expr:
+    """Apply one mutation ``kind`` in ``{"insert", "delete", "replace"}``."""
+    fn = _DISPATCH.get(kind)
+    if fn is None:
+        raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(MUTATIONS)}")
+    return Expr(fn(expr.node, as_rng(rng), check_leaves(leaves), get_operators(operators)))
+
+
+def _draw_kind(rng: np.random.Generator, weights: dict) -> str:
+    kinds = [k for k in MUTATIONS if weights.get(k, 0) > 0]
+    total = sum(weights[k] for k in kinds)
+    r = rng.random() * total
+    for k in kinds:
+        r -= weights[k]
+        if r < 0:
+            return k
+    return kinds[-1]
+
+
+def offspring_with_label(
+    expr: Expr,
+    rng: np.random.Generator,
+    leaves: tuple[str, ...],
+    ops: OperatorSet,
+    config: MutationConfig,
+) -> tuple[Expr, str]:
+    """One child and how it was made (``copy``, ``reinit`` or e.g. ``insert+replace``)."""
+    for _ in range(100):
+        if rng.random() < config.copy:
+            return expr, "copy"
+        if rng.random() < config.reinit:
+            node, label = grow(rng, config.depth, leaves, ops), "reinit"
+        else:
+            node, kinds = expr.node, []
+            for _ in range(config.mutations):
+                kind = _draw_kind(rng, config.weights)
+                node = _DISPATCH[kind](node, rng, leaves, ops)
+                kinds.append(kind)
+            label = "+".join(kinds)
+        if config.max_size is None or node_size(node) <= config.max_size:
+            return Expr(node), label
+    return expr, "copy"
+
+
+def offspring(
+    expr: Expr,
+    rng: int | np.random.Generator,
+    leaves: Sequence[str] = DEFAULT_LEAVES,
+    depth: int = 3,
+    operators: OperatorSet | Sequence[str] | None = None,
+    config: MutationConfig | None = None,
+) -> Expr:
+    """A child of ``expr`` (paper): copy with p=0.1, else re-initialize with p=0.5,
+    else two sequential mutations, each drawn uniformly from insert/delete/replace."""
+    if config is None:
+        config = MutationConfig(depth=depth)
+    child, _ = offspring_with_label(
+        expr, as_rng(rng), check_leaves(leaves), get_operators(operators), config
+    )
+    return child

@@ -1,0 +1,216 @@
+"""The symbolic side: sympy expressions, readable LaTeX, and standalone PyTorch source.
+
+One hub per export target (like PySR): LaTeX is written from the operator table's
+templates so that the formula reads like the tree (as in the paper's Appendix B);
+``to_sympy`` gives a sympy expression for simplification; ``to_python`` writes a file
+that needs only torch and computes the same values as ``to_module()``.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Sequence
+
+from .ops import OperatorSet, get_operators, sympy_builder
+from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, as_loss
+
+_GREEK_HAT = {"yhat": r"\hat{y}"}
+
+
+def leaf_latex(name: str) -> str:
+    if name in _GREEK_HAT:
+        return _GREEK_HAT[name]
+    if len(name) == 1:
+        return name
+    return r"\mathrm{%s}" % name.replace("_", r"\_")
+
+
+def _latex(node: Node, ops: OperatorSet) -> str:
+    if isinstance(node, str):
+        return leaf_latex(node)
+    return ops[node[0]].latex.format(*[_latex(c, ops) for c in node[1:]])
+
+
+def _branch_symbol(name: str) -> str:
+    return r"\mathcal{L}_{\mathrm{%s}}" % name.replace("_", r"\_")
+
+
+def to_latex(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = None) -> str:
+    """LaTeX of the expression (per element; the loss is its mean as in Eq. (2)).
+
+    A multi-branch loss gives one ``\\mathcal{L}_{branch} = ...`` per branch, joined by
+    ``,\\quad``. ``slog``/``ssqrt`` are the sign-protected log and square root.
+    """
+    ops = get_operators(operators)
+    if isinstance(x, Expr):
+        return _latex(x.node, ops)
+    if len(x.branches) == 1 and x.branches[0][0] == SINGLE_BRANCH:
+        return _latex(x.branches[0][1].node, ops)
+    return r",\quad ".join(f"{_branch_symbol(n)} = {_latex(e.node, ops)}" for n, e in x.branches)
+
+
+def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = None):
+    """A sympy expression; a multi-branch loss gives the sum of its branches."""
+    import sympy as sp
+
+    ops = get_operators(operators)
+    builders = {name: sympy_builder(ops[name]) for name in ops.names}
+    symbols: dict[str, object] = {}
+
+    def conv(node: Node):
+        if isinstance(node, str):
+            if node == CONSTANT:
+                return sp.Integer(1)
+            if node not in symbols:
+                symbols[node] = sp.Symbol(r"\hat{y}" if node == "yhat" else node, real=True)
+            return symbols[node]
+        return builders[node[0]](*[conv(c) for c in node[1:]])
+
+    if isinstance(x, Expr):
+        return conv(x.node)
+    return sp.Add(*[conv(e.node) for _, e in x.branches])
+
+
+# ---------------------------------------------------------------------------
+# Standalone PyTorch source
+
+HELPERS = '''\
+EPS = 1e-12
+
+
+def inv(x):
+    return 1.0 / (x + EPS)
+
+
+def slog(x):
+    return torch.sign(x) * torch.log(torch.abs(x) + EPS)
+
+
+def ssqrt(x):
+    return torch.sign(x) * torch.sqrt(torch.abs(x) + EPS)
+
+
+def mean_nhw(x):
+    return x if x.numel() == 1 else x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x)
+
+
+def mean_c(x):
+    return x if x.numel() == 1 else x.mean(dim=1, keepdim=True).expand_as(x)
+
+
+def max_pool(x):
+    return x if x.numel() == 1 else F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+def min_pool(x):
+    return x if x.numel() == 1 else -F.max_pool2d(-x, 3, stride=1, padding=1)
+
+
+def nchw(x):
+    """(N,), (N, C), (N, C, L) or (N, C, H, W) -> (N, C, H, W)."""
+    while x.dim() < 4:
+        x = x.unsqueeze(-1)
+    return x
+
+
+def reduce_loss(o, ref):
+    """Eq. (2): sum over n, c, h, w divided by N*H*W."""
+    o = o.expand(ref.shape)
+    return o.sum() / (ref.shape[0] * ref.shape[2] * ref.shape[3])
+'''
+
+_RESERVED = {"torch", "F", "nn", "EPS", "inv", "slog", "ssqrt", "mean_nhw", "mean_c",
+             "max_pool", "min_pool", "nchw", "reduce_loss", "one", "self", "inputs"}
+
+
+def py_name(leaf: str) -> str:
+    """A Python variable name for a leaf that cannot clash with the helpers."""
+    if leaf in _RESERVED or keyword.iskeyword(leaf):
+        return f"{leaf}_"
+    return leaf
+
+
+def _source(node: Node, ops: OperatorSet) -> str:
+    if isinstance(node, str):
+        return "one" if node == CONSTANT else py_name(node)
+    op = ops[node[0]]
+    if op.source == "__missing_source__":
+        raise ValueError(f"operator {op.name} has no Python source: pass source= when making it")
+    return op.source.format(*[_source(c, ops) for c in node[1:]])
+
+
+def branch_function_source(name: str, expr: Expr, ops: OperatorSet) -> str:
+    """``def branch_<name>(leaves...)`` returning Eq. (2) for (N, C, H, W)-like inputs."""
+    leaves = sorted(expr.leaves - {CONSTANT})
+    lines = [f"def branch_{name}(leaves):", f'    """{name}: {expr}"""']
+    for v in leaves:
+        lines.append(f"    {py_name(v)} = nchw(leaves[{v!r}])")
+    ref = py_name(leaves[0]) if leaves else "ref"
+    if not leaves:
+        lines.append("    ref = nchw(next(iter(leaves.values())))")
+    if CONSTANT in expr.leaves:
+        lines.append(f"    one = torch.ones((1, 1, 1, 1), dtype={ref}.dtype, device={ref}.device)")
+    lines.append(f"    o = {_source(expr.node, ops)}")
+    lines.append(f"    return reduce_loss(o, {ref})")
+    return "\n".join(lines)
+
+
+def _sum_branches(loss: Loss, inputs: str = "inputs") -> str:
+    return " + ".join(f"branch_{n}({inputs}[{n!r}])" for n, _ in loss.branches)
+
+
+def to_python(
+    x: Expr | Loss,
+    operators: OperatorSet | Sequence[str] | None = None,
+    class_name: str = "SearchedLoss",
+    header: str = "",
+    transform: tuple[str, str] | None = None,
+) -> str:
+    """Source of a standalone module (torch only) computing the same values as ``to_module``.
+
+    By default ``forward`` takes the leaf tensors: ``forward(yhat, y)`` for a
+    single-branch loss, ``forward(inputs)`` with ``{branch: {leaf: tensor}}`` otherwise.
+    A task passes ``transform = (signature, source)``, where ``source`` defines
+    ``branch_inputs(<signature>)`` returning ``{branch: {leaf: tensor}}``: ``forward``
+    then takes the task's raw outputs and targets (branch transforms included).
+    """
+    ops = get_operators(operators)
+    loss = as_loss(x)
+    funcs = [branch_function_source(n, e, ops) for n, e in loss.branches]
+    extra = ""
+    if transform is not None:
+        sig, extra = transform
+        forward = (
+            f"    def forward(self, {sig}):\n"
+            f"        inputs = branch_inputs({sig})\n"
+            f"        return {_sum_branches(loss)}\n"
+        )
+    elif len(loss.branches) == 1:
+        name, e = loss.branches[0]
+        leaves = sorted(e.leaves - {CONSTANT})
+        if set(leaves) <= {"yhat", "y"}:
+            leaves = ["yhat", "y"]
+        sig = ", ".join(py_name(v) for v in leaves) or "ref"
+        call = ", ".join(f"{v!r}: {py_name(v)}" for v in leaves) or "'ref': ref"
+        forward = f"    def forward(self, {sig}):\n        return branch_{name}({{{call}}})\n"
+    else:
+        forward = (
+            "    def forward(self, inputs):\n"
+            '        """inputs: {branch: {leaf: tensor}}."""\n'
+            f"        return {_sum_branches(loss)}\n"
+        )
+    doc = header or f"Loss function exported by autoloss-zero.\n\nFormula: {loss}"
+    parts = [
+        f'"""{doc}\n\nStandalone: needs only torch."""',
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn",
+        HELPERS.rstrip("\n"),
+        *funcs,
+    ]
+    if extra:
+        parts.append(extra.strip("\n"))
+    parts.append(
+        f"class {class_name}(nn.Module):\n"
+        f'    """{loss}"""\n\n'
+        f"    formula = {str(loss)!r}\n\n" + forward
+    )
+    return "\n\n\n".join(parts)
