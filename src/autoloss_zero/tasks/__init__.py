@@ -1,0 +1,54 @@
+"""Tasks: the built-in ones by id, and user tasks by import path ``package.module:Class``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, Task, TaskError
+
+BUILTIN: dict[str, str] = {
+    "classification": "autoloss_zero.tasks.classification:ClassificationTask",
+}
+
+
+def _import(path: str) -> type:
+    if ":" not in path:
+        known = ", ".join(BUILTIN)
+        raise TaskError(f"unknown task {path!r}: use a built-in id ({known}) or package.module:Class")
+    mod_name, _, cls_name = path.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is a user error here
+        raise TaskError(f"cannot import task module {mod_name!r}: {exc}") from None
+    cls = getattr(mod, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TaskError(f"{path!r} is not a Task subclass")
+    return cls
+
+
+def task_class(name: str) -> type:
+    return _import(BUILTIN.get(name, name))
+
+
+def get_task(name: str, **config: Any) -> Task:
+    """A task by built-in id or ``package.module:Class``, with config options."""
+    if isinstance(name, Task):
+        return name
+    return task_class(name)(**config)
+
+
+def task_id(task: Task) -> str:
+    """The id that rebuilds this task: a built-in id or its import path."""
+    cls = type(task)
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    for key, value in BUILTIN.items():
+        if value == path:
+            return key
+    return path
+
+
+__all__ = [
+    "BUILTIN", "Branch", "InvalidLoss", "RawLoss", "ScreeningBatch", "SupervisedTask", "Task",
+    "TaskError", "get_task", "task_class", "task_id",
+]

@@ -1,0 +1,349 @@
+"""The Task protocol: everything the search engine needs from a task.
+
+A task gives:
+
+- its loss **branches**, each with its leaf names (``yhat, y, 1`` by default) and which
+  leaves depend on the raw predictions;
+- ``branch_inputs(raw, target)``: the branch transforms from the network's raw
+  outputs (logits, box deltas) and targets (labels) to the leaf tensors, e.g. softmax
+  probabilities and one-hot targets. They must work with or without a leading sample
+  dimension: the rejection protocol stacks B samples in front;
+- ``screening_batch(samples, seed, device)``: B samples of raw predictions of a
+  randomly initialized network and their targets, each with a leading dim B;
+- ``sample_metric(raw, target, metric)``: the metric of each of the B samples;
+- ``train(loss_fn, ...)``: training with ``loss_fn(raw, target) -> scalar`` and the
+  final metrics (all of them, higher is better), stopping with :class:`InvalidLoss` at
+  the first NaN/Inf loss value when asked to.
+
+:class:`SupervisedTask` implements screening and training for the common case of a
+model, tensors of inputs and targets, and mini-batch Adam; a user task then only says
+how to load data, build the model and compute its metrics (see ``examples/``).
+Tasks are rebuilt on workers from their import path and JSON config, never pickled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..expr.compile import CompiledLoss
+from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
+
+LossFn = Callable[[Any, Any], torch.Tensor]
+"""A loss over the task's raw outputs and targets, returning a scalar tensor."""
+
+
+class InvalidLoss(Exception):
+    """Training stopped at a NaN or Inf loss value (the paper's early stop)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"loss value is NaN/Inf at training step {step}")
+        self.step = step
+
+
+class TaskError(ValueError):
+    """A bad task name, metric, variant or option."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One loss branch: its name, leaf set, and the leaves that depend on predictions."""
+
+    name: str = "loss"
+    leaves: tuple[str, ...] = DEFAULT_LEAVES
+    prediction_leaves: tuple[str, ...] = ("yhat",)
+
+
+@dataclass
+class ScreeningBatch:
+    """B samples for the rejection protocol: raw predictions and targets, leading dim B."""
+
+    raw: Any
+    target: Any
+
+
+def tree_map(fn: Callable, obj: Any) -> Any:
+    """Apply ``fn`` to every tensor in a tensor / dict / list / tuple structure."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return {k: tree_map(fn, v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tree_map(fn, v) for v in obj)
+    return obj
+
+
+def tensors_of(obj: Any) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    tree_map(lambda t: out.append(t), obj)
+    return out
+
+
+class Task(ABC):
+    """A task the search can optimize a loss for. Subclass and fill in the abstract parts."""
+
+    name: ClassVar[str] = "task"
+    metrics: ClassVar[tuple[str, ...]] = ()
+    """Metric ids, higher is better; the first is the default."""
+    branches: ClassVar[tuple[Branch, ...]] = (Branch(),)
+    baselines: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+    """Config keys with their default values (JSON types only)."""
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Named transfer variants: config overrides used by ``compare --variant``."""
+
+    def __init__(self, **config: Any):
+        unknown = set(config) - set(self.defaults)
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise TaskError(
+                f"task {self.name}: unknown option(s) {', '.join(sorted(unknown))} (known: {known})"
+            )
+        self.config: dict[str, Any] = {**self.defaults, **config}
+
+    # -- description --------------------------------------------------------
+    @property
+    def branch_names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.branches)
+
+    def leaf_spec(self) -> dict[str, tuple[str, ...]]:
+        return {b.name: b.leaves for b in self.branches}
+
+    def check_metric(self, metric: str) -> str:
+        if metric not in self.metrics:
+            raise TaskError(
+                f"unknown metric {metric!r} for task {self.name} (known: {', '.join(self.metrics)})"
+            )
+        return metric
+
+    def with_variant(self, variant: str | None) -> Task:
+        """A new task with the variant's config overrides (``None``/``default``: a copy)."""
+        if variant in (None, "default"):
+            return type(self)(**self.config)
+        if variant not in self.variants:
+            known = ", ".join(["default", *self.variants])
+            raise TaskError(f"unknown variant {variant!r} for task {self.name} (known: {known})")
+        return type(self)(**{**self.config, **self.variants[variant]})
+
+    def depends_on_prediction(self, loss: Loss) -> bool:
+        """Whether any branch uses a leaf that depends on the raw predictions."""
+        spec = {b.name: set(b.prediction_leaves) for b in self.branches}
+        return any(e.leaves & spec.get(n, set()) for n, e in loss.branches)
+
+    # -- losses ---------------------------------------------------------------
+    def as_task_loss(self, formula: str | Expr | Loss) -> Loss:
+        """Parse/validate a formula against this task's branches (bare EXPR: one branch)."""
+        from ..expr.tree import parse
+
+        loss = parse(formula, leaves=self.leaf_spec()) if isinstance(formula, str) else formula
+        loss = as_loss(loss)
+        if len(self.branches) == 1 and loss.names == ("loss",):
+            loss = Loss([(self.branches[0].name, loss.branches[0][1])])
+        if set(loss.names) != set(self.branch_names):
+            raise TaskError(
+                f"task {self.name} has branches {', '.join(self.branch_names)}, "
+                f"the loss has {', '.join(loss.names)}"
+            )
+        return Loss([(n, loss[n]) for n in self.branch_names])
+
+    def loss_function(self, loss: Loss, operators=None) -> RawLoss:
+        """The searched loss as a module over this task's raw outputs and targets."""
+        return RawLoss(self, self.as_task_loss(loss), operators)
+
+    def baseline(self, name: str) -> LossFn:
+        """A handcrafted loss by id (see ``baselines``), over raw outputs and targets."""
+        raise TaskError(f"task {self.name} has no baseline {name!r}")
+
+    def export_transform(self) -> tuple[str, str] | None:
+        """``(signature, source)`` of ``branch_inputs`` for the standalone export."""
+        return None
+
+    # -- screening -------------------------------------------------------------
+    @abstractmethod
+    def screening_batch(self, samples: int, seed: int, device: str = "cpu") -> ScreeningBatch:
+        """B samples of raw predictions of a randomly initialized network, with targets."""
+
+    @abstractmethod
+    def branch_inputs(self, raw: Any, target: Any) -> dict[str, dict[str, torch.Tensor]]:
+        """Branch transforms: ``{branch: {leaf: tensor}}`` from raw outputs and targets."""
+
+    @abstractmethod
+    def sample_metric(self, raw: Any, target: Any, metric: str) -> torch.Tensor:
+        """The metric of each sample (leading dim S): a float tensor of shape (S,)."""
+
+    # -- training -------------------------------------------------------------
+    @abstractmethod
+    def train(
+        self,
+        loss_fn: LossFn,
+        *,
+        seed: int,
+        device: str = "cpu",
+        schedule: str = "proxy",
+        stop_on_invalid: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, float]:
+        """Train with ``loss_fn`` and return every metric (``proxy``: validation split,
+        ``full``: held-out test split). Raise :class:`InvalidLoss` at the first NaN/Inf
+        loss value when ``stop_on_invalid``."""
+
+
+class RawLoss(nn.Module):
+    """A found loss over a task's raw outputs and targets (branch transforms included)."""
+
+    def __init__(self, task: Task, loss: Loss, operators=None):
+        super().__init__()
+        self.task = task
+        self.loss = loss
+        self.compiled = CompiledLoss(loss, operators)
+
+    def extra_repr(self) -> str:
+        return str(self.loss)
+
+    def forward(self, raw: Any, target: Any) -> torch.Tensor:
+        return self.compiled(self.task.branch_inputs(raw, target))
+
+
+# ---------------------------------------------------------------------------
+
+
+def take(obj: Any, idx) -> Any:
+    """Index the leading dim of every tensor in a structure."""
+    return tree_map(lambda t: t[idx], obj)
+
+
+@contextmanager
+def seeded(seed: int):
+    """A context in which torch's global RNG (used by nn.Module init) is seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class SupervisedTask(Task):
+    """Mini-batch training of a model on tensors: the common case.
+
+    Subclasses give ``load_split``, ``build_model`` and ``split_metrics``; optionally
+    ``predict`` (default ``model(x)``). Config keys: ``proxy_steps``, ``full_steps``,
+    ``batch_size``, ``lr``, ``sample_size`` (items per screening sample: one image for
+    dense tasks, a mini-batch for classification), ``eval_batch``.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "proxy_steps": 200,
+        "full_steps": 1000,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "sample_size": 1,
+        "eval_batch": 256,
+    }
+
+    def __init__(self, **config: Any):
+        super().__init__(**config)
+        self._splits: dict[str, tuple[torch.Tensor, Any]] = {}
+
+    # -- to implement --------------------------------------------------------
+    @abstractmethod
+    def load_split(self, split: str) -> tuple[torch.Tensor, Any]:
+        """(inputs, targets) of ``train``, ``val`` or ``test``: leading dim = items."""
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialized model (torch's RNG is seeded by the caller)."""
+
+    @abstractmethod
+    def split_metrics(self, batches: Iterator[tuple[Any, Any]]) -> dict[str, float]:
+        """Every metric over a whole split, from an iterator of (raw, target) chunks."""
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> Any:
+        return model(x)
+
+    # -- implemented -------------------------------------------------------------
+    def split(self, name: str) -> tuple[torch.Tensor, Any]:
+        if name not in self._splits:
+            self._splits[name] = self.load_split(name)
+        return self._splits[name]
+
+    def screening_batch(self, samples: int, seed: int, device: str = "cpu") -> ScreeningBatch:
+        x, target = self.split("train")
+        k = int(self.config["sample_size"])
+        n = len(x)
+        if samples * k > n:
+            raise TaskError(f"task {self.name}: {samples} x {k} screening items > {n} available")
+        rng = np.random.default_rng([seed, 7])
+        idx = torch.as_tensor(rng.choice(n, size=samples * k, replace=False))
+        with seeded(seed):
+            model = self.build_model().to(device)
+        model.eval()
+        with torch.no_grad():
+            raw = self.predict(model, x[idx].to(device))
+        tgt = tree_map(lambda t: t.to(device), take(target, idx))
+
+        def fold(t):
+            return t.reshape(samples, k, *t.shape[1:])
+
+        return ScreeningBatch(tree_map(fold, raw), tree_map(fold, tgt))
+
+    def _iterate(self, model, split, device) -> Iterator[tuple[Any, Any]]:
+        x, target = self.split(split)
+        step = int(self.config["eval_batch"])
+        with torch.no_grad():
+            for i in range(0, len(x), step):
+                raw = self.predict(model, x[i : i + step].to(device))
+                yield raw, tree_map(lambda t: t.to(device), take(target, slice(i, i + step)))
+
+    def train(
+        self,
+        loss_fn: LossFn,
+        *,
+        seed: int,
+        device: str = "cpu",
+        schedule: str = "proxy",
+        stop_on_invalid: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, float]:
+        if schedule not in ("proxy", "full"):
+            raise TaskError(f"unknown schedule {schedule!r} (proxy or full)")
+        steps = int(self.config[f"{schedule}_steps"])
+        bs = int(self.config["batch_size"])
+        x, target = self.split("train")
+        with seeded(seed):
+            model = self.build_model().to(device)
+        opt = torch.optim.Adam(
+            model.parameters(), lr=float(self.config["lr"]),
+            weight_decay=float(self.config["weight_decay"]),
+        )
+        rng = np.random.default_rng([seed, 11])
+        n = len(x)
+        order = rng.permutation(n)
+        pos = 0
+        model.train()
+        for step in range(steps):
+            if pos + bs > n:
+                order, pos = rng.permutation(n), 0
+            idx = torch.as_tensor(order[pos : pos + bs])
+            pos += bs
+            raw = self.predict(model, x[idx].to(device))
+            tgt = tree_map(lambda t: t.to(device), take(target, idx))
+            loss = loss_fn(raw, tgt)
+            if stop_on_invalid and not bool(torch.isfinite(loss)):
+                raise InvalidLoss(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"training passed its deadline at step {step}")
+        model.eval()
+        split = "val" if schedule == "proxy" else "test"
+        out = self.split_metrics(self._iterate(model, split, device))
+        return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
