@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
 
 from .ops import DEFAULT_OPERATORS, OperatorSet, get_operators
 
-Node = Union[str, tuple]
+Node = str | tuple
 
 CONSTANT = "1"
 DEFAULT_LEAVES: tuple[str, ...] = ("yhat", "y", CONSTANT)
@@ -314,7 +313,7 @@ class _Parser:
         return node
 
 
-LeafSpec = Union[Sequence[str], Mapping[str, Sequence[str]], None]
+LeafSpec = Sequence[str] | Mapping[str, Sequence[str]] | None
 
 
 def _leaves_for(leaves: LeafSpec, branch: str | None) -> tuple[str, ...]:

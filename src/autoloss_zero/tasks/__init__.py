@@ -15,7 +15,9 @@ BUILTIN: dict[str, str] = {
 def _import(path: str) -> type:
     if ":" not in path:
         known = ", ".join(BUILTIN)
-        raise TaskError(f"unknown task {path!r}: use a built-in id ({known}) or package.module:Class")
+        raise TaskError(
+            f"unknown task {path!r}: use a built-in id ({known}) or package.module:Class"
+        )
     mod_name, _, cls_name = path.partition(":")
     try:
         mod = importlib.import_module(mod_name)

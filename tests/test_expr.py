@@ -1,0 +1,415 @@
+"""The search space: text form, parser, operators, compilation, initialization, mutation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autoloss_zero as az
+from autoloss_zero.expr import Expr, Loss, MutationConfig, get_operators, make_operator, to_python
+from autoloss_zero.expr.mutate import offspring_with_label
+from autoloss_zero.expr.tree import node_depth
+
+OPS = get_operators()
+LEAVES = ("yhat", "y", "1")
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+def random_tree(seed: int) -> Expr:
+    """A random tree reached by init + a few offspring steps (varied shapes and depths)."""
+    rng = np.random.default_rng(seed)
+    e = az.random_expr(rng, depth=int(rng.integers(0, 5)))
+    for _ in range(int(rng.integers(0, 4))):
+        e = az.offspring(e, rng)
+    return e
+
+
+def min_depth(node) -> int:
+    if isinstance(node, str):
+        return 0
+    return 1 + min(min_depth(c) for c in node[1:])
+
+
+# -- text form ------------------------------------------------------------------
+
+
+@settings(max_examples=3000, deadline=None)
+@given(seeds)
+def test_text_round_trip(seed):
+    e = random_tree(seed)
+    text = str(e)
+    back = az.parse(text)
+    assert back == e
+    assert str(back) == text
+
+
+def test_text_form_is_exact():
+    for text in ["y", "1", "yhat", "Neg(Mul(y, Log(yhat)))", "Add(1, MaxPool3x3(Mean_c(y)))"]:
+        assert str(az.parse(text)) == text
+    # str never rewrites a tree, even one whose normal form differs
+    e = az.parse("Neg(Neg(Add(yhat, y)))")
+    assert str(e) == "Neg(Neg(Add(yhat, y)))"
+    assert e.key == "Add(y, yhat)"
+
+
+@pytest.mark.parametrize(
+    "text, pos, words",
+    [
+        ("Foo(y)", 0, "unknown operator 'Foo'"),
+        ("Log(z)", 4, "unknown leaf 'z'"),
+        ("Add(y)", 5, "expected ','"),
+        ("Add(y, yhat, 1)", 11, "takes 2 argument"),
+        ("Log(y", 5, "expected ')'"),
+        ("Log y", 0, "expected '(' after operator"),
+        ("Log", 0, "expected '(' after operator"),
+        ("", 0, "empty"),
+        ("Log(2)", 4, "only the constant 1"),
+        ("Mul(y, )", 7, "expected an operator or a leaf"),
+        ("y)", 1, "unexpected text"),
+        ("Log(y))", 6, "unexpected text"),
+    ],
+)
+def test_malformed_text_names_position(text, pos, words):
+    with pytest.raises(ValueError) as info:
+        az.parse(text)
+    msg = str(info.value)
+    assert f"position {pos}:" in msg
+    assert words in msg
+
+
+def test_multi_branch_loss_text():
+    leaves = {"cls": ("yhat", "y", "1"), "reg": ("i", "u", "e", "1")}
+    text = "cls: Neg(Mul(y, Log(yhat))); reg: Add(1, Neg(Mul(i, Inv(u))))"
+    loss = az.parse(text, leaves=leaves)
+    assert isinstance(loss, Loss)
+    assert loss.names == ("cls", "reg")
+    assert str(loss) == text
+    assert az.parse(str(loss), leaves=leaves) == loss
+    with pytest.raises(ValueError, match="unknown leaf 'yhat'"):
+        az.parse("cls: y; reg: Log(yhat)", leaves=leaves)
+    with pytest.raises(ValueError, match="missing branch"):
+        az.parse("cls: y", leaves=leaves)
+    with pytest.raises(ValueError, match="given twice"):
+        az.parse("cls: y; cls: y")
+
+
+def test_structure_properties():
+    e = az.parse("Add(Log(yhat), y)")
+    assert e.depth == 2 and e.size == 4 and e.leaves == {"yhat", "y"}
+    assert az.parse("y").depth == 0
+    with pytest.raises(AttributeError):
+        e.node = "y"
+    assert hash(e) == hash(az.parse("Add(Log(yhat), y)"))
+
+
+# -- operators: hand-computed values at edge inputs ---------------------------------
+
+EDGE = np.array([0.0, 1e-30, -1e-30, 1e-12, -1e-12, 1e-3, -1e-3, 0.5, -2.0, 1e6, -1e6, 40.0])
+EPS = 1e-12
+
+
+def _np_unary(name, x):
+    with np.errstate(all="ignore"):
+        return {
+            "Neg": -x,
+            "Abs": np.abs(x),
+            "Inv": 1.0 / (x + EPS),
+            "Log": np.sign(x) * np.log(np.abs(x) + EPS),
+            "Exp": np.exp(x),
+            "Tanh": np.tanh(x),
+            "Square": x * x,
+            "Sqrt": np.sign(x) * np.sqrt(np.abs(x) + EPS),
+        }[name]
+
+
+@pytest.mark.parametrize("name", ["Neg", "Abs", "Inv", "Log", "Exp", "Tanh", "Square", "Sqrt"])
+def test_elementwise_unary_edge_values(name):
+    x = torch.tensor(EDGE, dtype=torch.float64).reshape(1, 1, 1, 3, 4)
+    got = OPS[name](x).reshape(-1).numpy()
+    want = _np_unary(name, EDGE)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert got.shape == want.shape
+
+
+def test_sign_protection_values():
+    # Log and Sqrt keep the sign; both map 0 to 0 (sign(0) = 0); Inv(0) = 1/eps.
+    assert OPS["Log"](torch.tensor([[-np.e]], dtype=torch.float64)).item() == pytest.approx(-1.0)
+    assert OPS["Sqrt"](torch.tensor([[-4.0]], dtype=torch.float64)).item() == pytest.approx(-2.0)
+    assert OPS["Log"](torch.zeros(1, dtype=torch.float64)).item() == 0.0
+    assert OPS["Inv"](torch.zeros(1, dtype=torch.float64)).item() == pytest.approx(1e12)
+
+
+def test_binary_edge_values():
+    a = np.repeat(EDGE, len(EDGE))
+    b = np.tile(EDGE, len(EDGE))
+    ta = torch.tensor(a).reshape(1, 1, 1, len(EDGE), len(EDGE))
+    tb = torch.tensor(b).reshape(1, 1, 1, len(EDGE), len(EDGE))
+    np.testing.assert_array_equal(OPS["Add"](ta, tb).reshape(-1).numpy(), a + b)
+    np.testing.assert_array_equal(OPS["Mul"](ta, tb).reshape(-1).numpy(), a * b)
+
+
+def test_aggregations_against_loops():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 4, 5, 6))  # (S, N, C, H, W)
+    t = torch.tensor(x)
+    mean_nhw = OPS["Mean_nhw"](t).numpy()
+    mean_c = OPS["Mean_c"](t).numpy()
+    mx = OPS["MaxPool3x3"](t).numpy()
+    mn = OPS["MinPool3x3"](t).numpy()
+    S, N, C, H, W = x.shape
+    for s in range(S):
+        for c in range(C):
+            np.testing.assert_allclose(mean_nhw[s, :, c], x[s, :, c].mean())
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    np.testing.assert_allclose(mean_c[s, n, :, h, w], x[s, n, :, h, w].mean())
+                    win = x[s, n, :, max(h - 1, 0) : h + 2, max(w - 1, 0) : w + 2]
+                    np.testing.assert_allclose(mx[s, n, :, h, w], win.max(axis=(1, 2)))
+                    np.testing.assert_allclose(mn[s, n, :, h, w], win.min(axis=(1, 2)))
+
+
+def test_padding_never_wins():
+    x = -torch.ones(1, 1, 1, 3, 3, dtype=torch.float64)
+    assert OPS["MaxPool3x3"](x).max().item() == -1.0
+    assert OPS["MinPool3x3"](-x).min().item() == 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(seeds, st.sampled_from([(2, 3, 4, 5), (3, 4), (1, 2, 1, 1)]))
+def test_shapes_preserved_and_dtypes(seed, shape):
+    e = random_tree(seed)
+    rng = np.random.default_rng(seed)
+    for dtype in (torch.float32, torch.float64):
+        yhat = torch.tensor(rng.random(shape), dtype=dtype)
+        y = torch.tensor(rng.random(shape), dtype=dtype)
+        v = e.to_module()(yhat, y)
+        assert v.dim() == 0 and v.dtype == dtype
+        s = torch.stack([yhat, y]).reshape(2, *shape)
+        env = {"yhat": s, "y": s.flip(0)}
+        from autoloss_zero.expr import CompiledExpr
+
+        assert CompiledExpr(e).per_sample(env).shape == (2,)
+
+
+def test_eq2_aggregation():
+    rng = np.random.default_rng(1)
+    yhat = rng.random((2, 3, 4, 5))
+    y = rng.random((2, 3, 4, 5))
+    m = az.parse("Mul(y, yhat)").to_module()
+    got = m(torch.tensor(yhat), torch.tensor(y)).item()
+    assert got == pytest.approx((y * yhat).sum() / (2 * 4 * 5))
+    # (N, C) inputs count as H = W = 1
+    got = m(torch.tensor(yhat[:, :, 0, 0]), torch.tensor(y[:, :, 0, 0])).item()
+    assert got == pytest.approx((y[:, :, 0, 0] * yhat[:, :, 0, 0]).sum() / 2)
+    # the constant broadcasts: sum over N*C*H*W of 1, divided by N*H*W, is C
+    assert az.parse("Mul(1, Add(y, Neg(y)))").to_module()(
+        torch.tensor(yhat), torch.tensor(y)
+    ).item() == pytest.approx(0.0)
+    assert az.parse("Mean_c(1)").to_module()(torch.tensor(yhat), torch.tensor(y)).item() == 3.0
+    # keyword leaves, and a per-sample evaluation matches separate calls
+    assert m(yhat=torch.tensor(yhat), y=torch.tensor(y)).item() == pytest.approx(
+        (y * yhat).sum() / 40
+    )
+
+
+def test_cross_entropy_formula_matches_torch():
+    logits = torch.randn(6, 5, 3, 3, dtype=torch.float64)
+    labels = torch.randint(0, 5, (6, 3, 3))
+    p = torch.softmax(logits, 1)
+    y = torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).double()
+    ce = az.parse("Neg(Mul(y, Log(yhat)))").to_module()(p, y)
+    torch.testing.assert_close(ce, torch.nn.functional.cross_entropy(logits, labels))
+
+
+# -- initialization and mutation ------------------------------------------------------
+
+
+@settings(max_examples=1000, deadline=None)
+@given(seeds, st.integers(min_value=0, max_value=5))
+def test_init_depth_invariant(seed, depth):
+    e = az.random_expr(seed, depth=depth)
+    assert node_depth(e.node) == depth and min_depth(e.node) == depth
+    assert e.leaves <= set(LEAVES)
+
+
+def test_init_respects_branch_leaves():
+    for s in range(200):
+        e = az.random_expr(s, leaves=("i", "u", "e", "1"))
+        assert e.leaves <= {"i", "u", "e", "1"}
+
+
+def _valid(e: Expr, leaves) -> bool:
+    ok_ops = all(op in OPS for op in e.operators)
+
+    def arity_ok(node):
+        if isinstance(node, str):
+            return True
+        return len(node) - 1 == OPS.arity[node[0]] and all(arity_ok(c) for c in node[1:])
+
+    return ok_ops and arity_ok(e.node) and e.leaves <= set(leaves) | {"1"}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(seeds, st.sampled_from(["insert", "delete", "replace"]))
+def test_every_mutation_yields_a_valid_tree(seed, kind):
+    leaves = ("i", "u", "e", "1") if seed % 2 else LEAVES
+    rng = np.random.default_rng(seed)
+    e = az.random_expr(rng, depth=int(rng.integers(0, 4)), leaves=leaves)
+    m = az.mutate(e, rng, kind, leaves=leaves)
+    assert _valid(m, leaves)
+    assert az.parse(str(m), leaves=leaves) == m
+    if kind == "insert":
+        assert m.size > e.size
+    if kind == "delete":
+        assert m.size < e.size or e.is_leaf
+
+
+def test_mutation_details():
+    rng = np.random.default_rng(0)
+    top = az.parse("Log(yhat)")
+    seen_top_replaced = seen_leaf_only = False
+    for _ in range(300):
+        d = az.mutate(top, rng, "delete")
+        assert d == az.parse("yhat")  # the top operator can be deleted: a bare leaf remains
+        r = az.mutate(top, rng, "replace")
+        assert r != top
+        seen_top_replaced |= r.node[0] != "Log" and not isinstance(r.node, str)
+        i = az.mutate(az.parse("y"), rng, "insert")
+        seen_leaf_only |= i.depth == 1
+    assert seen_top_replaced and seen_leaf_only
+    assert az.mutate(az.parse("y"), rng, "delete") == az.parse("y")
+    with pytest.raises(ValueError, match="unknown mutation"):
+        az.mutate(top, rng, "swap")
+
+
+def test_offspring_fractions():
+    rng = np.random.default_rng(123)
+    parent = az.parse("Mul(Add(yhat, y), Log(Abs(yhat)))")
+    cfg = MutationConfig()
+    labels = [offspring_with_label(parent, rng, LEAVES, OPS, cfg)[1] for _ in range(20000)]
+    frac = {k: sum(label == k for label in labels) / len(labels) for k in ("copy", "reinit")}
+    assert abs(frac["copy"] - 0.10) < 0.01
+    assert abs(frac["reinit"] - 0.45) < 0.015
+    mutated = [label for label in labels if "+" in label]
+    assert abs(len(mutated) / len(labels) - 0.45) < 0.015
+    kinds = [k for label in mutated for k in label.split("+")]
+    for k in ("insert", "delete", "replace"):
+        assert abs(kinds.count(k) / len(kinds) - 1 / 3) < 0.02
+
+
+def test_size_cap():
+    rng = np.random.default_rng(5)
+    cfg = MutationConfig(max_size=9)
+    e = az.random_expr(rng, depth=2)
+    for _ in range(500):
+        child, _ = offspring_with_label(e, rng, LEAVES, OPS, cfg)
+        assert child.size <= 9 or child == e
+        e = child
+
+
+def test_seeded_determinism():
+    a = [str(az.offspring(az.random_expr(7), 8)) for _ in range(3)]
+    assert len(set(a)) == 1
+    with pytest.raises(ValueError):
+        az.random_expr(None)
+
+
+# -- operator sets -------------------------------------------------------------------
+
+
+def test_user_operator_validation():
+    op = make_operator("Cube", 1, lambda x: x * x * x, source="({0} ** 3)")
+    ops = OPS.with_operator(op)
+    e = az.parse("Cube(yhat)", operators=ops)
+    v = e.to_module(operators=ops)(torch.full((2, 3), 2.0), torch.zeros(2, 3))
+    assert v.item() == pytest.approx(8.0 * 3)
+    with pytest.raises(ValueError, match="keep the shape"):
+        make_operator("Total", 1, lambda x: x.sum())
+    with pytest.raises(ValueError, match="upper-case"):
+        make_operator("bad", 1, lambda x: x)
+    with pytest.raises(ValueError, match="arity"):
+        make_operator("Three", 3, lambda x, y, z: x)
+    with pytest.raises(ValueError, match="differentiable"):
+        make_operator("Detach", 1, lambda x: x.detach() + 0 * x.detach())
+    sub = OPS.subset(["Add", "Log"])
+    assert sub.names == ("Add", "Log")
+    with pytest.raises(ValueError, match="unknown operator"):
+        az.parse("Exp(y)", operators=sub)
+
+
+# -- symbolic side -------------------------------------------------------------------
+
+
+def _load_module(path):
+    spec = importlib.util.spec_from_file_location("exported_loss", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_standalone_export_equals_module(tmp_path):
+    rng = np.random.default_rng(2)
+    yhat = torch.tensor(rng.random((2, 3, 5, 4)))
+    y = torch.tensor(rng.random((2, 3, 5, 4)))
+    checked = 0
+    for seed in range(300):
+        e = random_tree(seed)
+        path = tmp_path / f"loss_{seed}.py"
+        path.write_text(to_python(e))
+        mod = _load_module(path)
+        a = mod.SearchedLoss()(yhat, y)
+        b = e.to_module()(yhat, y)
+        torch.testing.assert_close(a, b, equal_nan=True, rtol=1e-12, atol=0)
+        checked += e.leaves != {"1"}
+    assert checked > 150
+    leaves = {"cls": LEAVES, "reg": ("i", "u", "e", "1")}
+    loss = az.parse("cls: Neg(Mul(y, Log(yhat))); reg: Add(1, Neg(Mul(i, Inv(u))))", leaves=leaves)
+    path = tmp_path / "multi.py"
+    path.write_text(to_python(loss))
+    inputs = {"cls": {"yhat": yhat, "y": y}, "reg": {"i": yhat[:, :1, 0, 0], "u": y[:, :1, 0, 0]}}
+    torch.testing.assert_close(_load_module(path).SearchedLoss()(inputs), loss.to_module()(inputs))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(seeds)
+def test_normal_form_is_equal_valued(seed):
+    e = random_tree(seed)
+    n = e.normal_form()
+    assert n.key == e.key
+    rng = np.random.default_rng(seed)
+    yhat = torch.tensor(rng.normal(size=(2, 3, 4, 4)))
+    y = torch.tensor(rng.random((2, 3, 4, 4)))
+    a = e.to_module()(yhat, y)
+    b = n.to_module()(yhat, y)
+    torch.testing.assert_close(a, b, equal_nan=True, rtol=1e-9, atol=1e-12)
+
+
+def test_normal_form_merges_known_equivalences():
+    pairs = [
+        ("Add(y, yhat)", "Add(yhat, y)"),
+        ("Neg(Neg(Log(yhat)))", "Log(yhat)"),
+        ("Mul(Neg(y), Neg(yhat))", "Mul(yhat, y)"),
+        ("Log(Neg(yhat))", "Neg(Log(yhat))"),
+        ("Square(Neg(yhat))", "Square(Abs(yhat))"),
+        ("MaxPool3x3(Neg(y))", "Neg(MinPool3x3(y))"),
+        ("Mean_c(Mean_nhw(y))", "Mean_nhw(Mean_c(y))"),
+    ]
+    for a, b in pairs:
+        assert az.parse(a).key == az.parse(b).key, (a, b)
+    assert az.parse("Add(y, y)").key != az.parse("Mul(y, y)").key
+
+
+def test_latex_and_sympy():
+    e = az.parse("Neg(Mul(y, Log(yhat)))")
+    tex = e.latex()
+    assert r"\hat{y}" in tex and "slog" in tex
+    s = e.sympy()
+    assert "log" in str(s)
+    loss = az.parse("a: y; b: Exp(yhat)")
+    assert r"\mathcal{L}_{\mathrm{a}}" in loss.latex()
