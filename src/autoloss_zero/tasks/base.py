@@ -140,28 +140,42 @@ class Task(ABC):
         return any(e.leaves & spec.get(n, set()) for n, e in loss.branches)
 
     # -- losses ---------------------------------------------------------------
-    def as_task_loss(self, formula: str | Expr | Loss) -> Loss:
-        """Parse/validate a formula against this task's branches (bare EXPR: one branch)."""
+    def as_task_loss(self, formula: str | Expr | Loss, fixed: Mapping[str, str] = ()) -> Loss:
+        """Parse/validate a formula against this task's branches (bare EXPR: one branch).
+
+        Branches named in ``fixed`` (kept fixed to a baseline by id) may be absent.
+        """
         from ..expr.tree import parse
 
         loss = parse(formula, leaves=self.leaf_spec()) if isinstance(formula, str) else formula
         loss = as_loss(loss)
         if len(self.branches) == 1 and loss.names == ("loss",):
             loss = Loss([(self.branches[0].name, loss.branches[0][1])])
-        if set(loss.names) != set(self.branch_names):
+        wanted = [n for n in self.branch_names if n not in fixed]
+        if set(loss.names) != set(wanted):
             raise TaskError(
-                f"task {self.name} has branches {', '.join(self.branch_names)}, "
+                f"task {self.name} expects branches {', '.join(wanted)}, "
                 f"the loss has {', '.join(loss.names)}"
             )
-        return Loss([(n, loss[n]) for n in self.branch_names])
+        return Loss([(n, loss[n]) for n in wanted])
 
-    def loss_function(self, loss: Loss, operators=None) -> RawLoss:
-        """The searched loss as a module over this task's raw outputs and targets."""
-        return RawLoss(self, self.as_task_loss(loss), operators)
+    def loss_function(self, loss: str | Expr | Loss, operators=None,
+                      fixed: Mapping[str, str] = ()) -> RawLoss:
+        """The searched loss as a module over this task's raw outputs and targets.
+
+        ``fixed`` maps branches kept fixed to a handcrafted loss, by baseline id.
+        """
+        fixed = dict(fixed)
+        return RawLoss(self, self.as_task_loss(loss, fixed), operators,
+                       {b: self.branch_baseline(b, name) for b, name in fixed.items()})
 
     def baseline(self, name: str) -> LossFn:
         """A handcrafted loss by id (see ``baselines``), over raw outputs and targets."""
         raise TaskError(f"task {self.name} has no baseline {name!r}")
+
+    def branch_baseline(self, branch: str, name: str) -> LossFn:
+        """A handcrafted loss for one branch (for ``--fix BRANCH=ID``)."""
+        raise TaskError(f"task {self.name} has no baseline {name!r} for branch {branch!r}")
 
     def export_transform(self) -> tuple[str, str] | None:
         """``(signature, source)`` of ``branch_inputs`` for the standalone export."""
@@ -198,19 +212,29 @@ class Task(ABC):
 
 
 class RawLoss(nn.Module):
-    """A found loss over a task's raw outputs and targets (branch transforms included)."""
+    """A found loss over a task's raw outputs and targets (branch transforms included).
 
-    def __init__(self, task: Task, loss: Loss, operators=None):
+    ``fixed`` adds branches kept fixed to handcrafted losses (``{branch: LossFn}``).
+    """
+
+    def __init__(self, task: Task, loss: Loss, operators=None,
+                 fixed: Mapping[str, LossFn] | None = None):
         super().__init__()
         self.task = task
         self.loss = loss
         self.compiled = CompiledLoss(loss, operators)
+        self.fixed = dict(fixed or {})
 
     def extra_repr(self) -> str:
-        return str(self.loss)
+        extra = "".join(f"; {b}: <{fn}>" for b, fn in self.fixed.items())
+        return str(self.loss) + extra
 
     def forward(self, raw: Any, target: Any) -> torch.Tensor:
-        return self.compiled(self.task.branch_inputs(raw, target))
+        inputs = self.task.branch_inputs(raw, target)
+        value = self.compiled({n: inputs[n] for n in self.loss.names})
+        for fn in self.fixed.values():
+            value = value + fn(raw, target)
+        return value
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,279 @@
+"""The ``autoloss-zero`` command line.
+
+Every command has ``--help``. Bad input (usage errors included) exits 2 with a one-line
+message on stderr and no traceback; set ``AUTOLOSS_ZERO_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import USER_ERRORS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="AutoLoss-Zero: search loss functions from scratch for generic tasks.",
+)
+
+
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Format(str, Enum):
+    python = "python"
+    latex = "latex"
+    json = "json"
+
+
+def _echo_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+def _fixed(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        branch, sep, loss = item.partition("=")
+        if not sep or not branch.strip() or not loss.strip():
+            raise typer.BadParameter(f"expected BRANCH=LOSS, got {item!r}", param_hint="--fix")
+        out[branch.strip()] = loss.strip()
+    return out
+
+
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the built-in tasks: metrics, loss branches (with their leaves), baselines."""
+    from .tasks import BUILTIN, task_class
+
+    rows = []
+    for name in BUILTIN:
+        cls = task_class(name)
+        rows.append({
+            "task": name, "metrics": list(cls.metrics),
+            "branches": {b.name: list(b.leaves) for b in cls.branches},
+            "baselines": list(cls.baselines), "variants": ["default", *cls.variants],
+        })
+    if as_json:
+        _echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("task", "metrics", "branches (leaves)", "baselines", "variants")
+    for r in rows:
+        branches = "\n".join(f"{b} ({', '.join(v)})" for b, v in r["branches"].items())
+        table.add_row(r["task"], " ".join(r["metrics"]), branches, " ".join(r["baselines"]),
+                      " ".join(r["variants"]))
+    Console().print(table)
+
+
+@app.command()
+def check(
+    formula: Annotated[str, typer.Argument(help="A loss in the text form, e.g. "
+                                                "'Neg(Mul(y, Log(yhat)))'.")],
+    task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
+    metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the screening samples.")] = 0,
+    config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Screen one loss with the loss-rejection protocol: g, verdict, fingerprint."""
+    from .search.config import SearchConfig
+    from .search.rejection import ACCEPTED, Screener
+    from .tasks import get_task
+
+    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    t = get_task(task, **cfg.task_options)
+    metric = t.check_metric(metric or t.metrics[0])
+    loss = t.as_task_loss(formula)
+    screener = Screener(t, metric, cfg.screening, seed, device.value, cfg.operators,
+                        cfg.equivalence.digits)
+    res = screener.screen(loss, optimize=True)
+    out = {
+        "formula": str(loss), "task": task, "metric": metric, "score": res.g,
+        "accepted": res.verdict == ACCEPTED, "fingerprint": res.fingerprint,
+        "reason": res.reason or None, "eta": cfg.screening.eta,
+        "samples": cfg.screening.samples, "steps": cfg.screening.steps,
+        "seconds": round(res.seconds, 4),
+    }
+    if as_json:
+        _echo_json(out)
+        return
+    verdict = "accepted" if out["accepted"] else "rejected"
+    g = "n/a" if res.g is None else f"{res.g:+.4f}"
+    typer.echo(f"{verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
+    typer.echo(f"fingerprint: {res.fingerprint}")
+
+
+@app.command()
+def search(
+    task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
+    budget: Annotated[int, typer.Option(min=0, help="Proxy trainings to start in total.")],
+    study: Annotated[Path, typer.Option(help="Study file (SQLite); an existing one resumes.")],
+    metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Master seed (default 0).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
+    engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
+    fix: Annotated[list[str] | None, typer.Option(
+        help="Keep a branch fixed: BRANCH=LOSS (a baseline id or a formula).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+):
+    """Run a search, or resume the one stored in --study."""
+    from .search.config import SearchConfig
+    from .search.evolution import search as run_search
+    from .search.study import StudyReader
+
+    stored = None
+    if study.exists() and study.stat().st_size:
+        with StudyReader(study) as r:
+            stored = r.meta().get("config")
+    if config is not None:
+        cfg = SearchConfig.from_toml(config)
+    elif stored is not None:
+        cfg = SearchConfig.from_dict(stored)
+    else:
+        cfg = SearchConfig()
+    if seed is not None:
+        cfg.seed = seed
+    if fix:
+        cfg.fixed = _fixed(fix)
+    from .progress import SearchProgress
+
+    with SearchProgress(enabled=not quiet) as progress:
+        reader = run_search(task, metric, budget, study, cfg, workers=workers,
+                            engine=engine.value, scheduler=scheduler, device=device.value,
+                            progress=progress)
+    with reader:
+        _print_leaderboard(reader, top=5)
+
+
+def _print_leaderboard(reader, top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    meta = reader.meta()
+    counts = reader.counts()
+    board = reader.leaderboard(top)
+    table = Table("rank", meta["metric"], "id", "formula",
+                  title=f"{meta['task']} / {meta['metric']}: {reader.started()} evaluations, "
+                        f"{counts['rejected']} rejected, {counts['duplicate']} duplicates")
+    for i, c in enumerate(board, 1):
+        table.add_row(str(i), f"{c.score:.4f}", str(c.id), c.formula)
+    Console().print(table)
+
+
+@app.command()
+def show(
+    study: Annotated[Path, typer.Argument(help="Study file.")],
+    top: Annotated[int, typer.Option(min=1, help="How many losses.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Show a study's leaderboard (works while the search runs)."""
+    from .search.study import StudyReader
+
+    with StudyReader(study) as r:
+        if not as_json:
+            _print_leaderboard(r, top)
+            return
+        meta = r.meta()
+        _echo_json({
+            "task": meta["task"], "metric": meta["metric"], "evaluations": r.started(),
+            "budget": meta.get("budget"), "counts": r.counts(),
+            "losses": [
+                {"rank": i, "formula": c.formula, "score": c.score, "id": c.id,
+                 "metrics": c.metrics, "parent": c.parent, "mutation": c.mutation}
+                for i, c in enumerate(r.leaderboard(top), 1)
+            ],
+        })
+
+
+@app.command()
+def export(
+    study: Annotated[Path, typer.Argument(help="Study file.")],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.python,
+    rank: Annotated[int, typer.Option(min=1, help="Which loss (1 = best).")] = 1,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")]
+    = None,
+):
+    """Export a found loss: standalone PyTorch source, LaTeX, or JSON."""
+    from .export import export_text
+
+    text = export_text(study, format.value, rank)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
+# ---------------------------------------------------------------------------
+
+
+def _click_errors(name: str) -> tuple[type[BaseException], ...]:
+    """An exception class of click, vendored by recent typer or installed on its own."""
+    out = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            out.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, exit code 2 for bad input."""
+    debug = bool(os.environ.get("AUTOLOSS_ZERO_DEBUG"))
+    try:
+        code = app(args=argv, prog_name="autoloss-zero", standalone_mode=False)
+    except _click_errors("NoArgsIsHelpError") as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except _click_errors("UsageError") as exc:
+        if debug:
+            raise
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"error: {exc.format_message()}{hint}".replace("\n", " "), err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted (the study keeps everything finished; run again to resume)",
+                   err=True)
+        sys.exit(130)
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}".replace("\n", " "), err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - one line, no traceback, for anything else
+        if debug:
+            raise
+        msg = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
+        typer.echo(msg + " (set AUTOLOSS_ZERO_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,53 @@
+"""A live progress bar for searches (rich): evaluations, screening counts, the best loss."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class SearchProgress:
+    """Use as ``with SearchProgress() as p: search(..., progress=p)``."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None):
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]evaluations"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[line]}"),
+            console=console or Console(stderr=True),
+            transient=False,
+            disable=not enabled,
+        )
+        self._task = None
+        self._last = 0.0
+
+    def __enter__(self):
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._progress.__exit__(*exc)
+
+    def __call__(self, evo, budget: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self._task is not None and now - self._last < 0.2:
+            return
+        self._last = now
+        s = evo.stats
+        best = evo.best
+        best_text = "-" if best is None else f"{best.score:.4f} {best.formula}"
+        if len(best_text) > 70:
+            best_text = best_text[:67] + "..."
+        line = (f"screened {s.screened}  rejected {s.rejected}  duplicates {s.duplicates}"
+                f"  | best {best_text}")
+        done = sum(1 for st in evo.status.values() if st in ("evaluated", "invalid", "failed"))
+        if self._task is None:
+            self._task = self._progress.add_task("search", total=budget, line=line)
+        self._progress.update(self._task, completed=min(done, budget), total=budget, line=line)

@@ -1,0 +1,187 @@
+"""One nested config object for a search, loadable from TOML and saved in the study.
+
+Every default is the paper's where the paper gives one (K=20, T=5%, P=2500, B=5, D=3,
+copy 10%, re-init 50%, two uniform mutations); the screening optimizer, its steps,
+learning rate and threshold eta are ours, chosen by measurement (see README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..expr.mutate import MutationConfig
+from ..expr.ops import DEFAULT_NAMES
+
+
+class ConfigError(ValueError):
+    """A bad config file or value."""
+
+
+@dataclass
+class PopulationConfig:
+    initial: int = 20
+    """K: random losses that start the search."""
+    size: int = 2500
+    """P: only the most recent P losses are kept (ageing)."""
+    tournament: float = 0.05
+    """T: tournament size = max(2, ceil(T * population))."""
+
+    def __post_init__(self):
+        if self.initial < 1 or self.size < 1:
+            raise ConfigError("population.initial and population.size must be >= 1")
+        if not 0.0 < self.tournament <= 1.0:
+            raise ConfigError("population.tournament must be in (0, 1]")
+
+
+@dataclass
+class ScreeningConfig:
+    """The loss-rejection protocol (Eq. 3) and its short-cuts."""
+
+    enabled: bool = True
+    samples: int = 5
+    """B: screening samples (one image for dense tasks, one mini-batch for classification)."""
+    steps: int = 20
+    """Adam steps on the raw predictions."""
+    lr: float = 0.1
+    """Adam learning rate on the raw predictions."""
+    eta: float = 0.05
+    """Reject when the mean metric gain g < eta (in metric units, metrics in [0, 1])."""
+    max_tries: int = 10000
+    """Give up (a clear error) after this many candidates in a row fail to pass."""
+
+    def __post_init__(self):
+        if self.samples < 1 or self.steps < 1 or self.max_tries < 1:
+            raise ConfigError("screening.samples, .steps and .max_tries must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("screening.lr must be > 0")
+
+
+@dataclass
+class EquivalenceConfig:
+    """Duplicate detection: the normal form (free), then the gradient fingerprint (cheap)."""
+
+    enabled: bool = True
+    digits: int = 2
+    """Significant digits of each gradient norm in the fingerprint."""
+
+    def __post_init__(self):
+        if not 1 <= self.digits <= 8:
+            raise ConfigError("equivalence.digits must be in 1..8")
+
+
+@dataclass
+class EvaluationConfig:
+    stop_on_invalid: bool = True
+    """Stop proxy training at the first NaN/Inf loss value (the candidate scores worst)."""
+    timeout: float = 0.0
+    """Seconds one proxy training may take before it is killed and marked failed (0: none)."""
+    retries: int = 2
+    """Re-runs of an evaluation whose worker died before it is marked failed."""
+
+    def __post_init__(self):
+        if self.timeout < 0 or self.retries < 0:
+            raise ConfigError("evaluation.timeout and .retries must be >= 0")
+
+
+@dataclass
+class SearchConfig:
+    seed: int = 0
+    """The master seed: every random choice of the search derives from it."""
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    mutation: MutationConfig = field(default_factory=MutationConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    equivalence: EquivalenceConfig = field(default_factory=EquivalenceConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    operators: list = field(default_factory=lambda: list(DEFAULT_NAMES))
+    """Names of the operators searched over."""
+    operator_modules: list = field(default_factory=list)
+    """Modules imported (on every worker) to register user operators first."""
+    offspring_branches: str = "one"
+    """Multi-branch losses: ``one`` searched branch (drawn uniformly) or ``all`` mutate."""
+    fixed: dict = field(default_factory=dict)
+    """Branches kept fixed: ``{branch: formula or baseline id}``."""
+    task_options: dict = field(default_factory=dict)
+    """Options passed to the task's constructor."""
+
+    def __post_init__(self):
+        if self.offspring_branches not in ("one", "all"):
+            raise ConfigError("offspring_branches must be 'one' or 'all'")
+        if not self.operators:
+            raise ConfigError("operators must not be empty")
+
+    # -- (de)serialization ------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SearchConfig:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _build(cls, data: Any, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in [{prefix.rstrip('.')}]" if prefix else ""
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(unknown)}{where} (known: {', '.join(fields)})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+            continue
+        kwargs[name] = _coerce(value, default, f"{prefix}{name}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _coerce(value, default, name):
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if default is None or isinstance(value, type(default)):
+        if isinstance(default, int) and isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        return value
+    raise ConfigError(f"{name}: expected {type(default).__name__}, got {value!r}")
+
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences between two config dicts (``key: stored -> given``)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict) and key not in ("fixed", "task_options",
+                                                                          "weights"):
+            out += config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {json.dumps(va)} (stored) != {json.dumps(vb)} (given)")
+    return out
