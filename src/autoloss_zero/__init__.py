@@ -5,6 +5,7 @@
 >>> loss_fn = az.load_loss("runs/cls.db")   # an nn.Module over (logits, labels)
 """
 
+from .export import export_text, load_loss
 from .expr import (
     Expr,
     Loss,
@@ -19,7 +20,6 @@ from .expr import (
     random_expr,
     register_operator,
 )
-from .export import export_text, load_loss
 from .search.config import SearchConfig
 from .search.evolution import search
 from .search.study import StudyReader

@@ -124,7 +124,9 @@ def check_file(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(100)
     if len(head) < 100 or not head.startswith(_HEADER):
-        raise StudyError(f"{path} is not an autoloss-zero study (not a SQLite file); left untouched")
+        raise StudyError(
+            f"{path} is not an autoloss-zero study (not a SQLite file); left untouched"
+        )
     app_id = int.from_bytes(head[68:72], "big")
     if app_id != APPLICATION_ID:
         raise StudyError(
