@@ -32,6 +32,10 @@ from .equivalence import fingerprint
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 SETTLED = "settled"  # decided by ``lookup`` (equivalence) before optimization
+ZERO_GRAD = 1e-7
+"""Gradient norms below this on every sample count as zero (float32 rounding noise: e.g.
+the mean over classes of softmax probabilities is 1/C exactly, yet its float32 gradient
+is ~1e-9)."""
 
 
 @dataclass
@@ -114,7 +118,7 @@ class Screener:
         norms = self._norms(grads)
         if not bool(torch.isfinite(norms).all()):
             return ScreenResult(REJECTED, "NaN/Inf gradient", shortcut=True)
-        if not bool((norms > 0).any()):
+        if float(norms.max()) < ZERO_GRAD:
             return ScreenResult(REJECTED, "zero gradient", shortcut=True)
         fp = fingerprint(norms.tolist(), self.digits)
         if lookup is not None:

@@ -238,6 +238,12 @@ class Study(StudyReader):
     def _release(self) -> None:
         con = getattr(self, "con", None)
         if con is not None:
+            try:
+                # Back to rollback-journal mode when idle: later readers then open the file
+                # without creating -wal/-shm files beside it. Busy (a reader is open): stay.
+                con.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:
+                pass
             con.close()
             self.con = None
         if self._lock_fd is not None:

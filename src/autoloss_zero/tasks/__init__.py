@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, Task, TaskError
@@ -19,6 +21,8 @@ def _import(path: str) -> type:
             f"unknown task {path!r}: use a built-in id ({known}) or package.module:Class"
         )
     mod_name, _, cls_name = path.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the working folder
     try:
         mod = importlib.import_module(mod_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a user error here

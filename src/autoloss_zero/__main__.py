@@ -1,0 +1,5 @@
+"""``python -m autoloss_zero`` is the ``autoloss-zero`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""Shared helpers: tiny, real configurations (real training, real SQLite, real processes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoloss_zero.search.config import SearchConfig
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def tiny_config(seed: int = 0, **screening) -> SearchConfig:
+    """Classification with a few training steps on 200 images: each evaluation < 1 s."""
+    cfg = SearchConfig(seed=seed)
+    cfg.population.initial = 3
+    cfg.task_options = {"proxy_steps": 5, "train_items": 200, "eval_batch": 1000}
+    for key, value in screening.items():
+        setattr(cfg.screening, key, value)
+    return cfg
+
+
+@pytest.fixture
+def examples_on_path(monkeypatch):
+    """Make examples/ importable here and in worker processes."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLES), *sys.path]))
+    return EXAMPLES
+
+
+def rows_key(reader):
+    """Everything deterministic about a study's candidates (no timings, no worker ids)."""
+    return [
+        (c.id, c.step, c.formula, c.normal, c.status, c.score, c.fingerprint, c.g, c.parent,
+         c.mutation, c.seed, c.duplicate_of, c.joined)
+        for c in reader.candidates()
+    ]
+
+
+@pytest.fixture
+def tests_on_path(monkeypatch):
+    """Make tests/user_tasks.py importable here and in worker processes."""
+    here = str(ROOT / "tests")
+    monkeypatch.syspath_prepend(here)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([here, *sys.path]))
+    return here

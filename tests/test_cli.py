@@ -1,0 +1,133 @@
+"""The command line, run as a real process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import autoloss_zero as az
+
+TINY_TOML = """
+seed = 0
+[population]
+initial = 3
+[task_options]
+proxy_steps = 5
+train_items = 200
+eval_batch = 1000
+"""
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "autoloss_zero", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def one_line_error(out, code=2):
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["check", "Foo(y)", "--task", "classification"], "unknown operator 'Foo'"),
+    (["check", "Log(", "--task", "classification"], "position 4"),
+    (["check", "y", "--task", "nope"], "unknown task 'nope'"),
+    (["check", "y", "--task", "classification", "--metric", "miou"], "unknown metric 'miou'"),
+    (["check", "y", "--task", "no.such.module:Task"], "cannot import task module"),
+    (["search", "--task", "classification", "--budget", "2"], "Missing option '--study'"),
+    (["search", "--task", "classification", "--budget", "x", "--study", "s.db"], "--budget"),
+    (["search", "--task", "classification", "--budget", "2", "--study", "s.db",
+      "--fix", "nobranch"], "BRANCH=LOSS"),
+    (["search", "--task", "classification", "--budget", "2", "--study", "s.db",
+      "--engine", "spark"], "--engine"),
+    (["show", "missing.db"], "no study"),
+    (["frobnicate"], "No such command"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
+    line = one_line_error(cli(*args, cwd=tmp_path))
+    assert words in line
+
+
+def test_bad_config_and_foreign_study(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[screening]\nsteps = 'many'\n")
+    line = one_line_error(cli("search", "--task", "classification", "--budget", "1",
+                              "--study", tmp_path / "s.db", "--config", bad))
+    assert "screening.steps" in line
+    bad.write_text("[screening]\nstepz = 3\n")
+    assert "unknown config key(s) stepz" in one_line_error(
+        cli("check", "y", "--task", "classification", "--config", bad))
+    foreign = tmp_path / "notes.db"
+    foreign.write_text("my precious notes\n" * 10)
+    before = foreign.read_bytes()
+    line = one_line_error(cli("search", "--task", "classification", "--budget", "1",
+                              "--study", foreign))
+    assert "not an autoloss-zero study" in line
+    assert foreign.read_bytes() == before
+
+
+def test_check_json():
+    out = cli("check", "Neg(Mul(y, Log(yhat)))", "--task", "classification", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["accepted"] is True and data["score"] > 0.5
+    assert len(data["fingerprint"].split(",")) == 5
+    out = cli("check", "Mul(y, Log(yhat))", "--task", "classification", "--json")
+    assert json.loads(out.stdout)["accepted"] is False
+
+
+def test_tasks_json():
+    out = cli("tasks", "--json")
+    rows = {r["task"]: r for r in json.loads(out.stdout)}
+    assert rows["classification"]["metrics"] == ["accuracy"]
+    assert rows["classification"]["branches"] == {"loss": ["yhat", "y", "1"]}
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location("exported", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_search_show_export_and_resume(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_TOML)
+    study = tmp_path / "s.db"
+    out = cli("search", "--task", "classification", "--budget", 4, "--study", study,
+              "--config", cfg, "--workers", 1, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "classification / accuracy" in out.stdout
+    data = json.loads(cli("show", study, "--json").stdout)
+    assert data["task"] == "classification" and data["metric"] == "accuracy"
+    assert data["evaluations"] == 4
+    assert data["losses"][0]["rank"] == 1 and data["losses"][0]["formula"]
+    # resume with a larger budget; a different seed is refused with the difference
+    out = cli("search", "--task", "classification", "--budget", 5, "--study", study,
+              "--workers", 1, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(cli("show", study, "--json").stdout)["evaluations"] == 5
+    line = one_line_error(cli("search", "--task", "classification", "--budget", 6,
+                              "--study", study, "--seed", 7, "--quiet"))
+    assert "seed: 0 (stored) != 7 (given)" in line
+    # exports
+    py = tmp_path / "loss.py"
+    assert cli("export", study, "--format", "python", "-o", py).returncode == 0
+    mod = _load(py)
+    logits, labels = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    exported = mod.SearchedLoss()(logits, labels)
+    torch.testing.assert_close(exported, az.load_loss(study)(logits, labels))
+    tex = cli("export", study, "--format", "latex").stdout
+    assert tex.strip()
+    js = json.loads(cli("export", study, "--format", "json", "--rank", 1).stdout)
+    assert js["formula"] == data["losses"][0]["formula"]
+    line = one_line_error(cli("export", study, "--rank", 99))
+    assert "no rank 99" in line

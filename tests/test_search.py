@@ -1,0 +1,163 @@
+"""Searches end to end: real training in worker processes, a real SQLite study."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import autoloss_zero as az
+from autoloss_zero.search.study import StudyError, StudyReader
+from conftest import ROOT, rows_key, tiny_config
+
+
+def run(path, budget=6, seed=0, **kw):
+    return az.search("classification", "accuracy", budget, path, tiny_config(seed), workers=1,
+                     **kw)
+
+
+def test_serial_search_is_reproducible(tmp_path):
+    with run(tmp_path / "a.db") as a, run(tmp_path / "b.db") as b:
+        assert a.started() == 6 == b.started()
+        assert rows_key(a) == rows_key(b)
+        board = a.leaderboard()
+        assert board and board[0].score >= board[-1].score
+        counts = a.counts()
+        assert counts["rejected"] > 0
+        assert counts["running"] == 0 and counts["waiting"] == 0
+    with run(tmp_path / "c.db", seed=1) as c, StudyReader(tmp_path / "a.db") as a:
+        assert rows_key(c) != rows_key(a)
+
+
+def test_budget_extends_and_config_mismatch_is_refused(tmp_path, examples_on_path):
+    path = tmp_path / "s.db"
+    run(path, budget=3).close()
+    with run(path, budget=5) as r:  # resume with a larger budget
+        assert r.started() == 5
+    with pytest.raises(StudyError, match="seed"):
+        run(path, budget=6, seed=9)
+    other = tiny_config()
+    other.screening.eta = 0.5
+    with pytest.raises(StudyError, match=r"screening\.eta: 0\.05 \(stored\) != 0\.5"):
+        az.search("classification", "accuracy", 6, path, other, workers=1)
+    with pytest.raises(StudyError, match="metric: accuracy .stored. != r2"):
+        az.search(az.get_task("diabetes_task:DiabetesTask"), "r2", 6, path)
+    with StudyReader(path) as r:
+        assert r.started() == 5  # the refused runs wrote nothing
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import autoloss_zero as az
+    from conftest import tiny_config
+    az.search("classification", "accuracy", {budget}, sys.argv[1], tiny_config(0), workers=1)
+""")
+
+
+def _script(tmp_path, budget):
+    path = tmp_path / "run.py"
+    path.write_text(SCRIPT.format(tests=str(ROOT / "tests"), budget=budget))
+    return path
+
+
+def test_kill_9_then_resume_gives_the_same_leaderboard(tmp_path):
+    budget = 8
+    with run(tmp_path / "ref.db", budget=budget) as ref:
+        reference = rows_key(ref)
+    study = tmp_path / "killed.db"
+    script = _script(tmp_path, budget)
+    kills = 0
+    for wait_for in (2, 5):
+        proc = subprocess.Popen([sys.executable, str(script), str(study)],
+                                start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.2)
+            if study.exists() and study.stat().st_size:
+                try:
+                    with StudyReader(study) as r:
+                        done = r.counts()["evaluated"] + r.counts()["invalid"]
+                except StudyError:
+                    continue
+                if done >= wait_for:
+                    break
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, at once
+        proc.wait()
+        kills += 1
+        with StudyReader(study) as r:
+            before = {c.id: c.score for c in r.candidates() if c.status == "evaluated"}
+            assert len(before) >= wait_for
+    with run(study, budget=budget) as r:
+        after = {c.id: c.score for c in r.candidates() if c.status == "evaluated"}
+        assert all(after[i] == s for i, s in before.items())  # nothing finished was lost
+        assert r.started() == budget
+        assert rows_key(r) == reference
+    assert kills == 2
+
+
+def test_user_task_by_import_path(tmp_path, examples_on_path):
+    cfg = tiny_config()
+    cfg.task_options = {"proxy_steps": 20}
+    with az.search("diabetes_task:DiabetesTask", "r2", 4, tmp_path / "d.db", cfg,
+                   workers=1) as r:
+        meta = r.meta()
+        assert meta["task"] == "diabetes_task:DiabetesTask"
+        assert r.started() == 4
+        best = r.leaderboard(1)[0]
+        assert set(best.metrics) == {"r2", "neg_mae"}
+    module = az.load_loss(tmp_path / "d.db")
+    pred, target = torch.randn(8, 1), torch.randn(8, 1)
+    assert torch.isfinite(module(pred, target))
+
+
+def test_failing_task_is_recorded_and_the_search_goes_on(tmp_path, tests_on_path):
+    cfg = tiny_config()
+    with az.search("user_tasks:FailingTask", "accuracy", 4, tmp_path / "f.db", cfg,
+                   workers=1) as r:
+        counts = r.counts()
+        assert counts["failed"] == 4 and r.started() == 4
+        reasons = {c.reason for c in r.candidates() if c.status == "failed"}
+        assert reasons == {"RuntimeError: user code broke on purpose"}
+
+
+def test_invalid_loss_stops_training(tmp_path):
+    task = az.get_task("classification", train_items=200, proxy_steps=50)
+    fn = task.loss_function("Log(Neg(Abs(Add(yhat, Neg(yhat)))))")  # log(0+eps) * ... finite
+    assert fn(torch.randn(4, 10), torch.randint(0, 10, (4,))).isfinite()
+    from autoloss_zero.tasks.base import InvalidLoss
+
+    with pytest.raises(InvalidLoss):
+        task.train(lambda raw, t: raw.sum() * float("nan"), seed=0)
+    res = task.train(lambda raw, t: raw.sum() * float("nan"), seed=0, stop_on_invalid=False)
+    assert set(res) == {"accuracy"}
+
+
+def test_show_json_while_running(tmp_path):
+    study = tmp_path / "live.db"
+    proc = subprocess.Popen([sys.executable, str(_script(tmp_path, 30)), str(study)],
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        seen = None
+        while time.time() < deadline and seen is None:
+            time.sleep(0.3)
+            out = subprocess.run([sys.executable, "-m", "autoloss_zero", "show", str(study),
+                                  "--json"], capture_output=True, text=True)
+            if out.returncode == 0:
+                data = json.loads(out.stdout)
+                if data["evaluations"] >= 1 and data["losses"]:
+                    seen = data
+        assert seen is not None and seen["task"] == "classification"
+        assert {"rank", "formula", "score"} <= set(seen["losses"][0])
+        assert proc.poll() is None  # the search was still running while we read
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

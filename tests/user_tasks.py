@@ -1,0 +1,12 @@
+"""Tasks used by the tests to exercise failure paths (imported by worker processes)."""
+
+from autoloss_zero.tasks.classification import ClassificationTask
+
+
+class FailingTask(ClassificationTask):
+    """Screens like classification, but its training raises."""
+
+    name = "failing"
+
+    def train(self, loss_fn, **kwargs):
+        raise RuntimeError("user code broke on purpose")
