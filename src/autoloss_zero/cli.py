@@ -230,6 +230,57 @@ def export(
         typer.echo(f"wrote {output}")
 
 
+class Schedule(StrEnum):
+    full = "full"
+    proxy = "proxy"
+
+
+@app.command()
+def compare(
+    task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
+    loss: Annotated[list[str], typer.Option(
+        help="A baseline id, a formula, or study:PATH#K (repeat the option).")],
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per loss.")] = 3,
+    variant: Annotated[str | None, typer.Option(help="Transfer variant of the task.")] = None,
+    schedule: Annotated[Schedule, typer.Option(help="Training schedule.")] = Schedule.full,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel trainings.")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
+    results: Annotated[Path | None, typer.Option(
+        help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Re-train with each loss over seeds; every metric of the task, mean and std."""
+    from .compare import compare as run_compare
+
+    def progress(done, total, rec):
+        if not as_json:
+            m = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items())
+            typer.echo(f"[{done}/{total}] {rec['loss']} seed {rec['seed']}: "
+                       f"{rec['status']} {m}", err=True)
+
+    res = run_compare(task, loss, seeds, variant, schedule.value, workers, device.value,
+                      results, progress=progress)
+    if as_json:
+        _echo_json(res.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    split = "test" if res.schedule == "full" else "validation"
+    table = Table("loss", *res.metrics, title=f"{res.task} ({res.variant}, {res.schedule} "
+                  f"schedule, {res.seeds} seeds): mean ± std on the {split} split")
+    for row in res.summary():
+        cells = []
+        for m in res.metrics:
+            st = row["metrics"][m]
+            cells.append("-" if st["mean"] is None else f"{st['mean']:.4f} ± {st['std']:.4f}")
+        table.add_row(row["loss"], *cells)
+    Console().print(table)
+    for row in res.summary():
+        for f in row["failed"]:
+            typer.echo(f"{row['loss']}: {f}", err=True)
+
+
 # ---------------------------------------------------------------------------
 
 

@@ -38,9 +38,12 @@ def make_job(
     schedule: str = "proxy",
     stop_on_invalid: bool = True,
     timeout: float = 0.0,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
+    """A JSON-able job. ``baseline`` (a baseline id) replaces ``formula`` when given."""
     return {
         "id": cand_id, "task": task, "task_options": dict(task_options), "formula": formula,
+        "baseline": baseline,
         "metric": metric, "seed": int(seed), "operators": list(operators),
         "operator_modules": list(operator_modules), "fixed": dict(fixed or {}),
         "device": device, "schedule": schedule, "stop_on_invalid": bool(stop_on_invalid),
@@ -74,7 +77,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         import_operator_modules(job.get("operator_modules", ()))
         ops = get_operators(job["operators"])
         task = cached_task(job["task"], job["task_options"])
-        fn = task.loss_function(job["formula"], ops, job.get("fixed", {}))
+        if job.get("baseline"):
+            fn = task.baseline(job["baseline"])
+        else:
+            fn = task.loss_function(job["formula"], ops, job.get("fixed", {}))
         deadline = time.monotonic() + job["timeout"] if job.get("timeout") else None
         metrics = task.train(
             fn, seed=job["seed"], device=job["device"], schedule=job["schedule"],
