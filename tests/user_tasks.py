@@ -10,3 +10,15 @@ class FailingTask(ClassificationTask):
 
     def train(self, loss_fn, **kwargs):
         raise RuntimeError("user code broke on purpose")
+
+
+class SlowTask(ClassificationTask):
+    """Screens like classification; its training sleeps far past any sane timeout."""
+
+    name = "slow"
+
+    def train(self, loss_fn, **kwargs):
+        import time
+
+        time.sleep(600)
+        return {"accuracy": 0.0}
