@@ -230,6 +230,42 @@ def export(
         typer.echo(f"wrote {output}")
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of the search machinery.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("rejection")
+def bench_rejection(
+    task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
+    metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds for each protocol.")] = 30.0,
+    processes: Annotated[int | None, typer.Option(min=1, help="Screening processes "
+                                                  "(default: one per core).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Candidates screened per minute: ours vs a naive per-sample loop, in one run."""
+    from .bench import bench_rejection as run_bench
+    from .search.config import SearchConfig
+
+    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    res = run_bench(task, metric, seconds, processes, cfg)
+    if as_json:
+        _echo_json(res)
+        return
+    typer.echo(f"{res['task']}/{res['metric']}: {res['candidates_per_min']:.0f} candidates/min "
+               f"(naive {res['naive_candidates_per_min']:.0f}/min, "
+               f"{res['speedup']:.1f}x) with {res['processes']} process(es), "
+               f"B={res['samples']}, {res['steps']} steps")
+    typer.echo(f"short-cuts settle {100 * res['shortcut_share']:.0f}%, "
+               f"{res['fully_optimized_per_min']:.0f} fully optimized/min, "
+               f"{100 * res['acceptance_rate']:.1f}% accepted")
+    for f, v in res["reference_verdicts"].items():
+        mark = "ok" if v["ok"] else "WRONG"
+        typer.echo(f"  {mark}: {v['expected']} loss {f} -> "
+                   f"{'accepted' if v['accepted'] else 'rejected'}")
+
+
 class Schedule(StrEnum):
     full = "full"
     proxy = "proxy"

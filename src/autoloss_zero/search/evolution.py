@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..expr.mutate import offspring_with_label
 from ..expr.ops import get_operators
-from ..expr.random import grow
 from ..expr.tree import Expr, Loss, parse
 from ..tasks import get_task, task_id
 from ..tasks.base import Task, TaskError
+from .candidates import CandidateMaker
 from .config import SearchConfig, config_diff
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
@@ -94,8 +93,9 @@ class Evolution:
             except ValueError:
                 task.branch_baseline(branch, text)  # raises TaskError if unknown
                 self.fixed_baselines[branch] = text
-        self.searched = [b for b in task.branches if b.name not in fixed]
-        if not self.searched:
+        self.maker = CandidateMaker(task, self.ops, config.mutation, config.offspring_branches,
+                                    self.fixed_formulas, self.fixed_baselines)
+        if not self.maker.searched:
             raise TaskError("every branch is fixed: nothing to search")
         self.population: deque[Member] = deque(maxlen=config.population.size)
         self.index = EquivalenceIndex()
@@ -194,30 +194,6 @@ class Evolution:
                 best = (s, m)
         return best[1]
 
-    def _random_loss(self, rng) -> tuple[Loss, str]:
-        depth = self.config.mutation.depth
-        branches = []
-        for b in self.task.branches:
-            if b.name in self.fixed_formulas:
-                branches.append((b.name, self.fixed_formulas[b.name]))
-            elif b.name not in self.fixed_baselines:
-                branches.append((b.name, Expr(grow(rng, depth, b.leaves, self.ops))))
-        return Loss(branches), "init"
-
-    def _child_loss(self, rng, parent: Member) -> tuple[Loss, str]:
-        searched = self.searched
-        if self.config.offspring_branches == "one":
-            chosen = [searched[min(int(rng.random() * len(searched)), len(searched) - 1)]]
-        else:
-            chosen = searched
-        loss, labels = parent.loss, []
-        for b in chosen:
-            child, label = offspring_with_label(loss[b.name], rng, b.leaves, self.ops,
-                                                self.config.mutation)
-            loss = loss.replace(b.name, child)
-            labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
-        return loss, ";".join(labels)
-
     def _reuse(self, row: Candidate, other: int, how: str) -> None:
         root = self.root.get(other, other)
         status = self.status[root]
@@ -271,8 +247,8 @@ class Evolution:
                     "(raise screening.max_tries or lower screening.eta)"
                 )
             self.tries += 1
-            loss, label = self._random_loss(rng) if parent is None else self._child_loss(
-                rng, parent)
+            loss, label = self.maker.random(rng) if parent is None else self.maker.child(
+                rng, parent.loss)
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
                             status="", parent=None if parent is None else parent.id,
                             mutation=label)

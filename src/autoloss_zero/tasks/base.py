@@ -100,6 +100,8 @@ class Task(ABC):
     """Config keys with their default values (JSON types only)."""
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
     """Named transfer variants: config overrides used by ``compare --variant``."""
+    references: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Known ``good`` and ``bad`` losses (formulas) that screening should accept/reject."""
 
     def __init__(self, **config: Any):
         unknown = set(config) - set(self.defaults)

@@ -60,6 +60,10 @@ class ClassificationTask(SupervisedTask):
         "lr": 2e-3,
         "sample_size": 32,
     }
+    references: ClassVar[dict[str, tuple[str, ...]]] = {
+        "good": ("Neg(Mul(y, Log(yhat)))", "Square(Add(yhat, Neg(y)))"),
+        "bad": ("Mul(y, Log(yhat))", "Log(y)", "Mean_c(yhat)"),
+    }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32},
         "digits": {"source": "digits", "train_items": 0},

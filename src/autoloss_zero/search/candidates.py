@@ -1,0 +1,53 @@
+"""Making candidate losses: random initialization and offspring, branch by branch.
+
+Shared by the evolution and the benchmarks so that both draw candidates the same way.
+Fixed branches never change: a branch fixed to a formula is part of every candidate, a
+branch fixed to a handcrafted baseline is left out of the searched loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..expr.mutate import MutationConfig, offspring_with_label
+from ..expr.ops import OperatorSet
+from ..expr.random import below, grow
+from ..expr.tree import Expr, Loss
+from ..tasks.base import Task
+
+
+class CandidateMaker:
+    def __init__(self, task: Task, ops: OperatorSet, mutation: MutationConfig,
+                 offspring_branches: str = "one", fixed_formulas: dict | None = None,
+                 fixed_baselines: dict | None = None):
+        self.task, self.ops, self.mutation = task, ops, mutation
+        self.offspring_branches = offspring_branches
+        self.fixed_formulas = dict(fixed_formulas or {})
+        self.fixed_baselines = dict(fixed_baselines or {})
+        fixed = set(self.fixed_formulas) | set(self.fixed_baselines)
+        self.searched = [b for b in task.branches if b.name not in fixed]
+
+    def random(self, rng: np.random.Generator) -> tuple[Loss, str]:
+        """Every searched branch a fresh random tree of the configured depth."""
+        branches = []
+        for b in self.task.branches:
+            if b.name in self.fixed_formulas:
+                branches.append((b.name, self.fixed_formulas[b.name]))
+            elif b.name not in self.fixed_baselines:
+                branches.append((b.name, Expr(grow(rng, self.mutation.depth, b.leaves,
+                                                   self.ops))))
+        return Loss(branches), "init"
+
+    def child(self, rng: np.random.Generator, parent: Loss) -> tuple[Loss, str]:
+        """Offspring: one searched branch drawn uniformly (or all) goes through the paper's
+        copy / re-initialize / two-mutations procedure."""
+        searched = self.searched
+        chosen = [searched[below(rng, len(searched))]] if self.offspring_branches == "one" \
+            else searched
+        loss, labels = parent, []
+        for b in chosen:
+            child, label = offspring_with_label(loss[b.name], rng, b.leaves, self.ops,
+                                                self.mutation)
+            loss = loss.replace(b.name, child)
+            labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
+        return loss, ";".join(labels)
