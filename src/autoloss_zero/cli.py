@@ -230,6 +230,30 @@ def export(
         typer.echo(f"wrote {output}")
 
 
+@app.command()
+def plot(
+    studies: Annotated[list[Path], typer.Argument(help="Study files (one curve each).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file.")],
+    top: Annotated[int, typer.Option(min=1, help="Mean of the top-K scores.")] = 5,
+):
+    """Plot search progress: mean of the top-5 population scores vs evaluations."""
+    from .report import plot_studies
+
+    typer.echo(f"wrote {plot_studies(studies, output, top)}")
+
+
+@app.command()
+def report(
+    studies: Annotated[list[Path], typer.Argument(help="Study files.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file.")],
+    top: Annotated[int, typer.Option(min=1, help="Losses per leaderboard.")] = 10,
+):
+    """Write a Markdown report: plot, counts, time per stage, leaderboards with LaTeX."""
+    from .report import write_report
+
+    typer.echo(f"wrote {write_report(studies, output, top)}")
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of the search machinery.")
 app.add_typer(bench_app, name="bench")
 

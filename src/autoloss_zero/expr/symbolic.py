@@ -25,10 +25,17 @@ def leaf_latex(name: str) -> str:
     return r"\mathrm{%s}" % name.replace("_", r"\_")
 
 
+def _bracketed(tex: str) -> bool:
+    return tex.startswith(r"\left(") and tex.endswith(r"\right)") and tex.count(r"\left(") == 1
+
+
 def _latex(node: Node, ops: OperatorSet) -> str:
     if isinstance(node, str):
         return leaf_latex(node)
-    return ops[node[0]].latex.format(*[_latex(c, ops) for c in node[1:]])
+    args = [_latex(c, ops) for c in node[1:]]
+    if node[0] == "Square" and (isinstance(node[1], str) or _bracketed(args[0])):
+        return f"{args[0]}^{{2}}"  # no doubled brackets around a leaf or a bracketed sum
+    return ops[node[0]].latex.format(*args)
 
 
 def _branch_symbol(name: str) -> str:

@@ -1,0 +1,116 @@
+"""Search a loss for a task/metric, then re-train the best ones against baselines.
+
+Both stages resume: the search from its study file, the comparison from its JSON-lines
+results file. Writes ``<out>.md`` (tables, formulas, commands) and ``<out>.json``.
+
+    python benchmarks/search_and_compare.py --task classification --metric accuracy \
+        --budget 100 --seeds 3 --top 2 --baseline ce --baseline focal \
+        --out results/classification-accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import autoloss_zero as az
+from autoloss_zero.compare import compare
+from autoloss_zero.progress import SearchProgress
+from autoloss_zero.search.config import SearchConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--metric", required=True)
+    ap.add_argument("--budget", type=int, required=True)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--top", type=int, default=2, help="searched losses to re-train")
+    ap.add_argument("--baseline", action="append", default=[])
+    ap.add_argument("--variant", action="append", default=[],
+                    help="also compare on these transfer variants")
+    ap.add_argument("--config", default=None, help="TOML search config")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    study = out.with_suffix(".db")
+    cfg = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
+    cfg.seed = args.seed
+    t0 = time.time()
+    with SearchProgress() as progress:
+        reader = az.search(args.task, args.metric, args.budget, study, cfg,
+                           workers=args.workers, progress=progress)
+    with reader:
+        board = reader.leaderboard(max(args.top, 10))
+        counts = reader.counts()
+        stats = reader.meta().get("stats", {})
+        started = reader.started()
+    search_s = time.time() - t0
+    losses = [*args.baseline, *[f"study:{study}#{k}" for k in range(1, min(args.top,
+                                                                           len(board)) + 1)]]
+    tables = {}
+    for variant in [None, *args.variant]:
+        name = variant or "default"
+        res = compare(args.task, losses, args.seeds, variant, "full", args.workers,
+                      results=out.with_name(out.name + f".runs-{name}.jsonl"))
+        tables[name] = res.to_dict()
+    task = az.get_task(args.task)
+    report = {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "task": args.task, "metric": args.metric, "budget": args.budget,
+        "evaluations": started, "counts": counts, "search_stats": stats,
+        "search_wall_s_this_call": search_s,
+        "leaderboard": [{"rank": i, "id": c.id, "formula": c.formula, "proxy_score": c.score}
+                        for i, c in enumerate(board, 1)],
+        "compare": tables,
+    }
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(report, task))
+    print(out.with_suffix(".md").read_text())
+
+
+def _cell(stats, bold=False):
+    if stats["mean"] is None:
+        return "-"
+    text = f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+    return f"**{text}**" if bold else text
+
+
+def render(rep: dict, task) -> str:
+    lines = [f"# {rep['task']} / {rep['metric']}: searched losses vs baselines", "",
+             f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
+             "", f"Search: {rep['evaluations']} proxy trainings (budget {rep['budget']}); "
+             f"{rep['counts']['rejected']} candidates rejected by screening, "
+             f"{rep['counts']['duplicate']} duplicates, {rep['counts']['invalid']} invalid, "
+             f"{rep['counts']['failed']} failed.", "", "Top of the leaderboard (proxy score):",
+             "", "| rank | proxy " + rep["metric"] + " | formula |", "|---|---|---|"]
+    for row in rep["leaderboard"][:5]:
+        lines.append(f"| {row['rank']} | {row['proxy_score']:.4f} | `{row['formula']}` |")
+    for variant, table in rep["compare"].items():
+        metrics = table["metrics"]
+        lines += ["", f"## Re-training ({variant}, full schedule, {table['seeds']} seeds, "
+                  "test split, mean ± std; target metric in bold)", "",
+                  "| loss | " + " | ".join(metrics) + " |",
+                  "|---|" + "---|" * len(metrics)]
+        for row in table["losses"]:
+            cells = [_cell(row["metrics"][m], m == rep["metric"]) for m in metrics]
+            lines.append(f"| `{row['loss']}` | " + " | ".join(cells) + " |")
+            for f in row["failed"]:
+                lines.append(f"|  ↳ {f} |" + " |" * len(metrics))
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
