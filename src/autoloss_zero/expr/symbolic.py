@@ -25,17 +25,45 @@ def leaf_latex(name: str) -> str:
     return r"\mathrm{%s}" % name.replace("_", r"\_")
 
 
-def _bracketed(tex: str) -> bool:
-    return tex.startswith(r"\left(") and tex.endswith(r"\right)") and tex.count(r"\left(") == 1
+ATOM, PRODUCT, SUM = 3, 2, 1
+# name: (precedence of the result, template, lowest precedence a child may have unbracketed)
+_LATEX_PREC = {
+    "Add": (SUM, "{0} + {1}", SUM),
+    "Mul": (PRODUCT, r"{0} \cdot {1}", PRODUCT),
+    "Neg": (SUM, "-{0}", PRODUCT),
+    "Square": (ATOM, "{0}^{{2}}", ATOM),
+}
+
+
+def _latex_prec(node: Node, ops: OperatorSet) -> tuple[str, int]:
+    """LaTeX with brackets only where precedence needs them."""
+    if isinstance(node, str):
+        return leaf_latex(node), ATOM
+    name = node[0]
+    if name == "Add" and not isinstance(node[2], str) and node[2][0] == "Neg" and \
+            ops["Add"].latex == _builtin_latex("Add") and ops["Neg"].latex == _builtin_latex(
+                "Neg"):
+        a, _ = _latex_prec(node[1], ops)
+        b, p = _latex_prec(node[2][1], ops)
+        return f"{a} - " + (rf"\left({b}\right)" if p < PRODUCT else b), SUM
+    prec, template, need = _LATEX_PREC.get(name, (ATOM, ops[name].latex, 0))
+    if name in _LATEX_PREC and ops[name].latex != _builtin_latex(name):
+        prec, template, need = ATOM, ops[name].latex, 0  # a user-replaced template
+    args = []
+    for c in node[1:]:
+        tex, p = _latex_prec(c, ops)
+        args.append(rf"\left({tex}\right)" if p < need else tex)
+    return template.format(*args), prec
+
+
+def _builtin_latex(name: str) -> str:
+    from .ops import DEFAULT_OPERATORS
+
+    return DEFAULT_OPERATORS[name].latex if name in DEFAULT_OPERATORS else ""
 
 
 def _latex(node: Node, ops: OperatorSet) -> str:
-    if isinstance(node, str):
-        return leaf_latex(node)
-    args = [_latex(c, ops) for c in node[1:]]
-    if node[0] == "Square" and (isinstance(node[1], str) or _bracketed(args[0])):
-        return f"{args[0]}^{{2}}"  # no doubled brackets around a leaf or a bracketed sum
-    return ops[node[0]].latex.format(*args)
+    return _latex_prec(node, ops)[0]
 
 
 def _branch_symbol(name: str) -> str:
