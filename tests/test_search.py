@@ -161,3 +161,16 @@ def test_show_json_while_running(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_random_strategy_and_time_limit(tmp_path):
+    cfg = tiny_config()
+    cfg.strategy = "random"
+    with az.search("classification", "accuracy", 5, tmp_path / "r.db", cfg, workers=1) as r:
+        rows = [c for c in r.candidates() if c.status != "rejected"]
+        assert rows and all(c.parent is None and c.mutation == "init" for c in rows)
+    t0 = time.time()
+    with az.search("classification", "accuracy", 10_000, tmp_path / "t.db", tiny_config(),
+                   workers=1, time_limit=4) as r:
+        assert 0 < r.started() < 10_000
+    assert time.time() - t0 < 60

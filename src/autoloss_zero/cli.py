@@ -140,6 +140,8 @@ def search(
     device: Annotated[Device, typer.Option()] = Device.cpu,
     fix: Annotated[list[str] | None, typer.Option(
         help="Keep a branch fixed: BRANCH=LOSS (a baseline id or a formula).")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        min=0, help="Stop making candidates after this many seconds (resume later).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ):
     """Run a search, or resume the one stored in --study."""
@@ -166,7 +168,7 @@ def search(
     with SearchProgress(enabled=not quiet) as progress:
         reader = run_search(task, metric, budget, study, cfg, workers=workers,
                             engine=engine.value, scheduler=scheduler, device=device.value,
-                            progress=progress)
+                            progress=progress, time_limit=time_limit)
     with reader:
         _print_leaderboard(reader, top=5)
 

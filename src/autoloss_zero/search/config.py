@@ -101,6 +101,9 @@ class SearchConfig:
     """Names of the operators searched over."""
     operator_modules: list = field(default_factory=list)
     """Modules imported (on every worker) to register user operators first."""
+    strategy: str = "evolution"
+    """``evolution`` (the paper) or ``random``: every candidate is a fresh random loss
+    (random search, a baseline of the paper's Table 7; screening still applies)."""
     offspring_branches: str = "one"
     """Multi-branch losses: ``one`` searched branch (drawn uniformly) or ``all`` mutate."""
     fixed: dict = field(default_factory=dict)
@@ -109,6 +112,8 @@ class SearchConfig:
     """Options passed to the task's constructor."""
 
     def __post_init__(self):
+        if self.strategy not in ("evolution", "random"):
+            raise ConfigError("strategy must be 'evolution' or 'random'")
         if self.offspring_branches not in ("one", "all"):
             raise ConfigError("offspring_branches must be 'one' or 'all'")
         if not self.operators:

@@ -236,7 +236,8 @@ class Evolution:
         t0 = time.perf_counter()
         k = self.next_step
         rng = np.random.default_rng([self.config.seed, k])
-        initial = self.initial < self.config.population.initial or not self.population
+        initial = (self.config.strategy == "random" or not self.population
+                   or self.initial < self.config.population.initial)
         parent = None if initial else self._tournament(rng)
         rows: list[Candidate] = []
         max_tries = self.config.screening.max_tries
@@ -349,17 +350,22 @@ def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None
 
 
 def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidate],
-               job_args: dict, progress=None) -> None:
+               job_args: dict, progress=None, time_limit: float | None = None) -> None:
     t_start = time.perf_counter()
     base_wall = evo.stats.wall_s
 
     def submit(row: Candidate) -> None:
         engine.submit(make_job(row.id, formula=row.formula, seed=row.seed, **job_args))
 
+    def out_of_time() -> bool:
+        return time_limit is not None and time.perf_counter() - t_start > time_limit
+
     for row in rerun:
         submit(row)
     while True:
-        while engine.free() > 0 and evo.started < budget:
+        if out_of_time():
+            break  # trainings in flight stay 'running' in the study: resume re-runs them
+        while engine.free() > 0 and evo.started < budget and not out_of_time():
             row = evo.produce()
             if row is not None:
                 submit(row)
@@ -388,6 +394,7 @@ def search(
     scheduler: str | None = None,
     device: str = "cpu",
     progress=None,
+    time_limit: float | None = None,
 ) -> StudyReader:
     """Run (or resume) a search and return the study, opened read-only.
 
@@ -396,6 +403,8 @@ def search(
     ``study``: the SQLite file (a temporary one if None); an existing file resumes.
     ``config``: a :class:`SearchConfig` (None: the stored one on resume, else defaults).
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
+    ``time_limit``: seconds after which no new candidate is made and the search returns
+    (trainings still running are re-run when the search is resumed).
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
@@ -424,7 +433,7 @@ def search(
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries)
         try:
-            _main_loop(evo, engine, budget, rerun, job_args, progress)
+            _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit)
         finally:
             if own_engine:
                 engine.close()
