@@ -63,10 +63,12 @@ def _failed(job: dict[str, Any], reason: str) -> dict[str, Any]:
 class _Proc:
     """One worker process speaking JSON lines over two pipes (no pickles, no __main__)."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, gpu: str | None = None):
         job_r, self._job_w = os.pipe()
         self._res_r, res_w = os.pipe()
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu  # one GPU per worker
         quiet = not os.environ.get("AUTOLOSS_ZERO_DEBUG")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "autoloss_zero.search.worker", str(job_r), str(res_w),
@@ -105,13 +107,19 @@ class _Proc:
 
 
 class LocalEngine(Engine):
-    """``workers`` local processes, one job each at a time (default: one per core)."""
+    """``workers`` local processes, one job each at a time (default: one per core, or one
+    per GPU when ``gpus`` lists device ids: worker i sees only GPU ``gpus[i % len]``)."""
 
-    def __init__(self, workers: int | None = None, threads: int = 1, retries: int = 2):
-        self.slots = workers or os.cpu_count() or 1
+    def __init__(self, workers: int | None = None, threads: int = 1, retries: int = 2,
+                 gpus: list[str] | None = None):
+        self.slots = workers or (len(gpus) if gpus else None) or os.cpu_count() or 1
         self.threads = threads
         self.retries = retries
-        self._procs = [_Proc(threads) for _ in range(self.slots)]
+        self.gpus = gpus
+        self._procs = [_Proc(threads, self._gpu(i)) for i in range(self.slots)]
+
+    def _gpu(self, i: int) -> str | None:
+        return self.gpus[i % len(self.gpus)] if self.gpus else None
         self._queue: deque[dict[str, Any]] = deque()
 
     @property
@@ -133,13 +141,14 @@ class LocalEngine(Engine):
                 except (BrokenPipeError, OSError):  # died while idle: replace, retry
                     self._queue.appendleft(job)
                     p.kill()
-                    self._procs[i] = p = _Proc(self.threads)
+                    self._procs[i] = p = _Proc(self.threads, self._gpu(i))
                     p.send(self._queue.popleft())
                 p.job, p.started = job, time.monotonic()
 
     def _replace(self, p: _Proc) -> None:
         p.kill()
-        self._procs[self._procs.index(p)] = _Proc(self.threads)
+        i = self._procs.index(p)
+        self._procs[i] = _Proc(self.threads, self._gpu(i))
 
     def wait(self, timeout: float) -> list[dict[str, Any]]:
         busy = [p for p in self._procs if p.job is not None]
@@ -195,11 +204,18 @@ class LocalEngine(Engine):
 
 
 def create_engine(kind: str = "local", workers: int | None = None, scheduler: str | None = None,
-                  retries: int = 2) -> Engine:
+                  retries: int = 2, device: str = "cpu") -> Engine:
     if kind == "local":
         if scheduler:
             raise ValueError("--scheduler goes with --engine dask")
-        return LocalEngine(workers, retries=retries)
+        gpus = None
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda: no CUDA device is available here")
+            gpus = [str(i) for i in range(torch.cuda.device_count())]
+        return LocalEngine(workers, retries=retries, gpus=gpus)
     if kind == "dask":
         from .dask_engine import DaskEngine
 

@@ -431,7 +431,7 @@ def search(
             timeout=config.evaluation.timeout,
         )
         if own_engine:
-            engine = create_engine(engine, workers, scheduler, config.evaluation.retries)
+            engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
         try:
             _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit)
         finally:
