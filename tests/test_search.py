@@ -174,3 +174,18 @@ def test_random_strategy_and_time_limit(tmp_path):
                    workers=1, time_limit=4) as r:
         assert 0 < r.started() < 10_000
     assert time.time() - t0 < 60
+
+
+def test_operator_subsets_and_user_operators(tmp_path, tests_on_path):
+    cfg = tiny_config()
+    cfg.operators = ["Add", "Mul", "Neg", "Log", "Cube"]
+    cfg.operator_modules = ["user_ops"]
+    with az.search("classification", "accuracy", 4, tmp_path / "o.db", cfg, workers=1) as r:
+        assert r.meta()["operators"] == cfg.operators
+        used = set()
+        for c in r.candidates():
+            used |= az.parse(c.formula, operators=cfg.operators).operators
+        assert used <= set(cfg.operators) and "Cube" in used
+        assert r.counts()["failed"] == 0  # workers rebuilt the operator set
+    module = az.load_loss(tmp_path / "o.db")
+    assert torch.isfinite(module(torch.randn(4, 10), torch.randint(0, 10, (4,))))

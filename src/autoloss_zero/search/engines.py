@@ -117,10 +117,10 @@ class LocalEngine(Engine):
         self.retries = retries
         self.gpus = gpus
         self._procs = [_Proc(threads, self._gpu(i)) for i in range(self.slots)]
+        self._queue: deque[dict[str, Any]] = deque()
 
     def _gpu(self, i: int) -> str | None:
         return self.gpus[i % len(self.gpus)] if self.gpus else None
-        self._queue: deque[dict[str, Any]] = deque()
 
     @property
     def pending(self) -> int:

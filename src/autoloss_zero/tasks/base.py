@@ -142,14 +142,19 @@ class Task(ABC):
         return any(e.leaves & spec.get(n, set()) for n, e in loss.branches)
 
     # -- losses ---------------------------------------------------------------
-    def as_task_loss(self, formula: str | Expr | Loss, fixed: Mapping[str, str] = ()) -> Loss:
+    def as_task_loss(self, formula: str | Expr | Loss, fixed: Mapping[str, str] = (),
+                     operators=None) -> Loss:
         """Parse/validate a formula against this task's branches (bare EXPR: one branch).
 
         Branches named in ``fixed`` (kept fixed to a baseline by id) may be absent.
         """
         from ..expr.tree import parse
 
-        loss = parse(formula, leaves=self.leaf_spec()) if isinstance(formula, str) else formula
+        if isinstance(formula, str):
+            leaves = {b: v for b, v in self.leaf_spec().items() if b not in fixed}
+            loss = parse(formula, leaves=leaves, operators=operators)
+        else:
+            loss = formula
         loss = as_loss(loss)
         if len(self.branches) == 1 and loss.names == ("loss",):
             loss = Loss([(self.branches[0].name, loss.branches[0][1])])
@@ -168,7 +173,7 @@ class Task(ABC):
         ``fixed`` maps branches kept fixed to a handcrafted loss, by baseline id.
         """
         fixed = dict(fixed)
-        return RawLoss(self, self.as_task_loss(loss, fixed), operators,
+        return RawLoss(self, self.as_task_loss(loss, fixed, operators), operators,
                        {b: self.branch_baseline(b, name) for b, name in fixed.items()})
 
     def baseline(self, name: str) -> LossFn:
