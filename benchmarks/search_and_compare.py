@@ -105,7 +105,10 @@ def render(rep: dict, task) -> str:
                   "|---|" + "---|" * len(metrics)]
         for row in table["losses"]:
             cells = [_cell(row["metrics"][m], m == rep["metric"]) for m in metrics]
-            lines.append(f"| `{row['loss']}` | " + " | ".join(cells) + " |")
+            name = row["loss"]
+            if name.startswith("study:"):
+                name = f"searched #{name.rsplit('#', 1)[1]}: {row['formula']}"
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
             for f in row["failed"]:
                 lines.append(f"|  ↳ {f} |" + " |" * len(metrics))
     lines.append("")
