@@ -124,3 +124,13 @@ def test_variants(task):
     x, y = digits.split("val")
     assert x.shape == (6, 1, 64, 64) and int(y.max()) < NUM_CLASSES
     assert not torch.equal(x, task.split("val")[0])
+
+
+def test_lovasz_equals_kornia_when_every_class_is_present():
+    from kornia.losses import lovasz_softmax_loss
+
+    from autoloss_zero.baselines import lovasz
+
+    logits = torch.randn(1, 4, 8, 8)
+    labels = torch.arange(64).reshape(1, 8, 8) % 4
+    assert float(lovasz(logits, labels)) == pytest.approx(float(lovasz_softmax_loss(logits, labels)))

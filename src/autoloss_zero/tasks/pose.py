@@ -2,7 +2,7 @@
 
 Data: 32x32 canvases composed with exactly one silhouette each
 (:func:`~autoloss_zero.tasks.canvas.compose` with ``objects=(1, 1)``, objects 16 to
-29 px long), with K = 5 exact keypoints ``left right top bottom center``. Targets are a
+28 px long), with K = 5 exact keypoints ``left right top bottom center``. Targets are a
 dict: ``heatmap`` (N, K, 16, 16) Gaussians (sigma ``heatmap_sigma`` = 1 heatmap px) at
 half the crop resolution, ``keypoints`` (N, K, 2) in pixels, ``area`` (mask area) and
 ``size`` (longest box side). Heatmap pixel j covers input pixels 2j and 2j + 1, so input
