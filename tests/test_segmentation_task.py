@@ -67,10 +67,14 @@ def test_trains_with_a_baseline_and_with_a_searched_formula(task):
 
 
 def test_the_formula_for_cross_entropy_equals_ce(task):
-    raw = torch.randn(2, NUM_CLASSES, 8, 8)
+    raw = torch.randn(2, NUM_CLASSES, 8, 8, requires_grad=True)
     labels = torch.randint(0, NUM_CLASSES, (2, 8, 8))
     formula = task.loss_function(parse("Neg(Mul(y, Log(yhat)))"))(raw, labels)
-    assert float(formula) == pytest.approx(float(task.baseline("ce")(raw, labels)), rel=1e-5)
+    ce = task.baseline("ce")(raw, labels)
+    assert float(formula.detach()) == pytest.approx(float(ce.detach()), rel=1e-5)
+    (g_formula,) = torch.autograd.grad(formula, raw)
+    (g_ce,) = torch.autograd.grad(ce, raw)
+    assert torch.allclose(g_formula, g_ce, rtol=1e-4, atol=1e-7)
 
 
 def test_every_baseline_gives_a_finite_loss_with_gradients(task):

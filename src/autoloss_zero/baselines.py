@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .metrics.segmentation import trimap_band
+from .metrics.segmentation import class_counts, trimap_band
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -27,9 +27,8 @@ def median_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Te
     """Median frequency balancing (Eigen & Fergus 2015): ``median(f) / f_c``, where
     ``f_c`` is the share of pixels of class c among the pixels of the images that
     contain c. Classes absent from ``labels`` get weight 1."""
-    labels = labels.reshape(len(labels), -1)
-    counts = torch.stack([torch.bincount(row, minlength=num_classes) for row in labels])
-    pixels = (counts > 0).double().sum(0) * labels.shape[1]
+    counts = class_counts(labels, num_classes)
+    pixels = (counts > 0).double().sum(0) * labels[0].numel()
     present = pixels > 0
     freq = counts.double().sum(0)[present] / pixels[present]
     weights = torch.ones(num_classes, dtype=torch.float64)

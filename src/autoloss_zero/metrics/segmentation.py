@@ -62,9 +62,10 @@ def as_label_maps(x: Any) -> torch.Tensor:
 
 
 def window_filter(x: torch.Tensor, width: int, op) -> torch.Tensor:
-    """``op`` (``torch.maximum``, ``torch.minimum``, ``torch.logical_or``) over the
-    (2 width + 1)^2 window of each pixel of the last two dims; pixels outside the image
-    are skipped (never win). Separable shifts: much faster than max-pooling on CPU."""
+    """``op`` (``torch.maximum``, ``torch.minimum``, ``torch.bitwise_or``: a binary op
+    taking ``out=``) over the (2 width + 1)^2 window of each pixel of the last two dims;
+    pixels outside the image are skipped (never win). Separable shifts: several times
+    faster than ``max_pool2d`` with stride 1 on CPU."""
     for dim in (-1, -2):
         src, x = x, x.clone()
         n = x.shape[dim]
