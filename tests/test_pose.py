@@ -57,6 +57,12 @@ def test_dataset_ap_ranks_detections_by_score():
     assert 0.0 < bad_first < good_first < 1.0
 
 
+def test_non_finite_scores_do_not_break_the_evaluator():
+    pred, gt, area = _case(n=3, noise=0.0)
+    scores = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    assert keypoint_ap(pred, scores, gt, area) == pytest.approx(1.0)
+
+
 def test_pck_threshold():
     gt = torch.zeros(1, 5, 2)
     pred = torch.tensor([[[0.0, 1.9], [2.1, 0.0], [0.0, 0.0], [1.0, 1.0], [3.0, 0.0]]])

@@ -97,6 +97,13 @@ def test_class_weights_favour_the_rare_classes(task):
     assert float(w[0]) < float(w[1:].min())  # background is the most frequent class
 
 
+def test_an_unknown_lr_schedule_is_refused(task):
+    with pytest.raises(ValueError, match="lr_schedule"):
+        get_task("segmentation", **{**TINY, "lr_schedule": "step"}).train(
+            task.baseline("ce"), seed=0
+        )
+
+
 def test_an_infinite_loss_stops_training(task):
     fn = task.loss_function(parse("Mul(yhat, Exp(Inv(y)))"))  # Inv(0) = 1e12, exp overflows
     with pytest.raises(InvalidLoss) as err:

@@ -61,11 +61,12 @@ def keypoint_ap(
     pred: Any, scores: Any, gt: Any, area: Any, sigmas=KEYPOINT_SIGMAS
 ) -> float:
     """COCO keypoint AP (OKS 0.50:0.95) of one predicted and one ground-truth object per
-    image, by faster-coco-eval."""
+    image, by faster-coco-eval; detections are ranked by ``scores``."""
     from faster_coco_eval import COCO, COCOeval_faster
 
-    pred, gt = _t(pred).numpy(), _t(gt).numpy()
-    scores, area = _t(scores).numpy(), _t(area).numpy()
+    pred, gt, area = _t(pred).numpy(), _t(gt).numpy(), _t(area).numpy()
+    # a diverged network's NaN/Inf scores rank last/first instead of failing the evaluator
+    scores = _t(scores).nan_to_num(nan=-1e30, posinf=1e30, neginf=-1e30).numpy()
     n, k = gt.shape[:2]
     if n == 0:
         return float("nan")

@@ -6,9 +6,12 @@ classes over a noisy background: 11 labels (0 = background). Leaves of the one b
 (N, C, H, W). A screening sample is one image (``sample_size`` 1), scored with the
 vectorized per-image metrics. The network is a small encoder-decoder, DeepLab-like in
 spirit (strided convs to output stride 4, an ASPP-like block of dilated convs and
-image pooling, bilinear upsampling fused with a stride-2 skip). Proxy training
-(``proxy_steps``) is scored on the validation split, ``full`` on the held-out test
-split. Variants: ``large`` (wider, deeper net), ``digits`` (canvases of sklearn digits).
+image pooling, bilinear upsampling fused with a stride-2 skip), trained with Adam and
+a cosine learning-rate decay (with a constant rate, the proxy's end-point mIoU swung
+by +-0.07 between steps 275 and 300; annealed, seeds agree within ~0.02). Proxy
+training (``proxy_steps``) is scored on the validation split, ``full`` on the
+held-out test split. Variants: ``large`` (wider, deeper net), ``digits`` (canvases of
+sklearn digits).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class SegmentationTask(SupervisedTask):
         "full_steps": 2000,
         "batch_size": 16,
         "lr": 2e-3,
+        "lr_schedule": "cosine",
         "sample_size": 1,
         "eval_batch": 100,
     }
