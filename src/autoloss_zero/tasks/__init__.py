@@ -11,6 +11,8 @@ from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, 
 
 BUILTIN: dict[str, str] = {
     "classification": "autoloss_zero.tasks.classification:ClassificationTask",
+    "segmentation": "autoloss_zero.tasks.segmentation:SegmentationTask",
+    "pose": "autoloss_zero.tasks.pose:PoseTask",
 }
 
 
