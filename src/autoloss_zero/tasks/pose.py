@@ -110,6 +110,10 @@ class PoseTask(SupervisedTask):
         "sample_size": 1,
         "eval_batch": 250,
     }
+    references: ClassVar[dict[str, tuple[str, ...]]] = {
+        "good": ("Square(Add(yhat, Neg(y)))",),
+        "bad": ("Neg(Square(Add(yhat, Neg(y))))", "Square(y)"),
+    }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32, "depth": 2},
         "digits": {"source": "digits"},

@@ -113,6 +113,10 @@ class SegmentationTask(SupervisedTask):
         "sample_size": 1,
         "eval_batch": 100,
     }
+    references: ClassVar[dict[str, tuple[str, ...]]] = {
+        "good": ("Neg(Mul(y, Log(yhat)))", "Square(Add(yhat, Neg(y)))"),
+        "bad": ("Mul(y, Log(yhat))", "Log(y)", "Mean_c(yhat)"),
+    }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32, "depth": 2},
         "digits": {"source": "digits"},
