@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--runs", default=None, help="JSON-lines file of finished re-trainings, "
+                    "shared between scripts (baselines are trained once); default: per --out")
     args = ap.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +62,9 @@ def main() -> None:
     tables = {}
     for variant in [None, *args.variant]:
         name = variant or "default"
+        runs = Path(args.runs) if args.runs else out.with_name(out.name + ".runs.jsonl")
         res = compare(args.task, losses, args.seeds, variant, "full", args.workers,
-                      results=out.with_name(out.name + f".runs-{name}.jsonl"))
+                      results=runs)
         tables[name] = res.to_dict()
     task = az.get_task(args.task)
     report = {

@@ -45,7 +45,7 @@ def test_budget_extends_and_config_mismatch_is_refused(tmp_path, examples_on_pat
         run(path, budget=6, seed=9)
     other = tiny_config()
     other.screening.eta = 0.5
-    with pytest.raises(StudyError, match=r"screening\.eta: 0\.05 \(stored\) != 0\.5"):
+    with pytest.raises(StudyError, match=r"screening\.eta: 0\.1 \(stored\) != 0\.5"):
         az.search("classification", "accuracy", 6, path, other, workers=1)
     with pytest.raises(StudyError, match="metric: accuracy .stored. != r2"):
         az.search(az.get_task("diabetes_task:DiabetesTask"), "r2", 6, path)

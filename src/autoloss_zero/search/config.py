@@ -49,8 +49,9 @@ class ScreeningConfig:
     """Adam steps on the raw predictions."""
     lr: float = 0.1
     """Adam learning rate on the raw predictions."""
-    eta: float = 0.05
-    """Reject when the mean metric gain g < eta (in metric units, metrics in [0, 1])."""
+    eta: float = 0.1
+    """Reject when the mean metric gain g < eta (in metric units, metrics in [0, 1]).
+    Measured (benchmarks/README.md): candidates with g < 0.1 trained no better than chance."""
     max_tries: int = 10000
     """Give up (a clear error) after this many candidates in a row fail to pass."""
 
