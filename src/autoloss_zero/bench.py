@@ -27,6 +27,7 @@ from .expr.random import below
 from .search.candidates import CandidateMaker
 from .search.config import ScreeningConfig, SearchConfig
 from .search.rejection import ACCEPTED, Screener
+from .search.worker import configure_torch
 from .tasks import get_task
 from .tasks.base import Task, tensors_of, tree_map
 
@@ -72,7 +73,7 @@ def _naive_screen(task: Task, metric: str, cfg: ScreeningConfig, raw0, target, b
 
 def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds: float,
             naive: bool, seed: int, threads: int) -> dict[str, Any]:
-    torch.set_num_threads(threads)
+    configure_torch(threads)
     task = get_task(task_name, **options)
     config = SearchConfig.from_dict(cfg_dict)
     screener = Screener(task, metric, config.screening, config.seed)

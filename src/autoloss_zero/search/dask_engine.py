@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from .engines import Engine, _failed
-from .worker import run_job
+from .worker import configure_torch, run_job
 
 _TRIM_FIXED = False
 
@@ -47,9 +47,7 @@ def _fix_malloc_trim() -> None:
 
 def run_job_on_dask(job: dict[str, Any]) -> dict[str, Any]:
     _fix_malloc_trim()
-    import torch
-
-    torch.set_num_threads(1)
+    configure_torch(1)
     return run_job(job)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..expr.ops import get_operators
 from ..expr.tree import Expr, Loss, parse
@@ -37,7 +38,7 @@ from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
 from .rejection import ACCEPTED, REJECTED, SETTLED, Screener
 from .study import STARTED, Candidate, Study, StudyError, StudyReader
-from .worker import import_operator_modules, make_job
+from .worker import configure_torch, import_operator_modules, make_job
 
 
 class SearchError(RuntimeError):
@@ -405,6 +406,9 @@ def search(
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
     ``time_limit``: seconds after which no new candidate is made and the search returns
     (trainings still running are re-run when the search is resumed).
+
+    The calling process screens with one torch thread and subnormal floats flushed to
+    zero (see ``worker.configure_torch``); its thread count is restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
@@ -420,6 +424,8 @@ def search(
     metric = task.check_metric(metric or task.metrics[0])
     db, config = _open_study(path, task, metric, config, budget)
     own_engine = not isinstance(engine, Engine)
+    threads = torch.get_num_threads()
+    configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
         evo = Evolution(task, metric, db, config, device)
         rerun = evo.load()
@@ -439,4 +445,5 @@ def search(
                 engine.close()
     finally:
         db.close()
+        torch.set_num_threads(threads)
     return StudyReader(path)

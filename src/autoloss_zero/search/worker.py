@@ -64,6 +64,16 @@ def import_operator_modules(modules) -> None:
         importlib.import_module(mod)
 
 
+def configure_torch(threads: int = 1) -> None:
+    """Settings for search processes: ``threads`` torch threads, and subnormal floats
+    flushed to zero (random losses produce them, e.g. ``Exp`` of large negative values,
+    and CPU arithmetic on subnormals was measured 7x slower here)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -103,9 +113,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     """Worker process loop: JSON jobs in on one fd, JSON results out on another."""
     job_fd, res_fd, threads = int(argv[0]), int(argv[1]), int(argv[2])
-    import torch
-
-    torch.set_num_threads(threads)
+    configure_torch(threads)
     with os.fdopen(job_fd, "r") as jobs, os.fdopen(res_fd, "w", buffering=1) as results:
         for line in jobs:
             results.write(json.dumps(run_job(json.loads(line))) + "\n")
