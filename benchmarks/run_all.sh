@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every experiment behind README.md and benchmarks/README.md, in the order they were run.
+# Each step resumes where it stopped (study files, JSON-lines files of finished runs), so
+# this script can be interrupted and started again. Total: several hours on 2 CPU cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --baseline dpce --baseline ssim --baseline focal"
+
+# Micro-benchmarks
+$PY benchmarks/bench_generation.py --seconds 5
+$PY -m autoloss_zero bench rejection --task segmentation --seconds 60 --json > benchmarks/results/rejection-segmentation.json
+$PY -m autoloss_zero bench rejection --task classification --seconds 60 --json > benchmarks/results/rejection-classification.json
+$PY benchmarks/bench_engines.py --evaluations 16
+
+# Choosing eta
+$PY benchmarks/screening_validity.py --task classification --metric accuracy --per-bucket 10
+$PY benchmarks/screening_validity.py --task segmentation --metric miou --per-bucket 8
+
+# Searches, then re-training against the baselines (issue 3, 4, 5; Table 2 in miniature)
+$PY benchmarks/search_and_compare.py --task classification --metric accuracy --budget 100 --seeds 3 --top 2 --baseline ce --baseline focal --workers 1 --out results/classification-accuracy
+$PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-miou --runs results/segmentation.runs.jsonl
+$PY benchmarks/search_and_compare.py --task segmentation --metric bf1 --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-bf1 --runs results/segmentation.runs.jsonl
+$PY benchmarks/search_and_compare.py --task pose --metric ap --budget 60 --seeds 3 --top 2 --baseline mse --workers 2 --out results/pose-ap
+for metric in fwiou gacc macc biou; do
+  $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 60 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
+done
+
+# Ablations (Tables 7 and 8 in miniature)
+$PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 10
+$PY benchmarks/table7_random_search.py --task segmentation --metric miou --budget 60 --seeds 3
+$PY benchmarks/table2.py > results/segmentation-table2.md
