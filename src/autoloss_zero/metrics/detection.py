@@ -45,52 +45,66 @@ def image_ap(
     (S, D); ``det_labels`` (S, D) int, -1 = no detection; ``gt_labels`` (S, G) int, -1 =
     padding. Returns (S,) float64: the mean over IoU thresholds and over the classes
     with ground truth in the image (0 for an image without ground truth).
+
+    Only classes with ground truth count (as in COCO, per image), so each class is
+    represented by its first GT slot and the arrays stay (S, T, D, G). Greedy matching
+    runs G rounds, each finding for every (image, threshold) the next detection, in
+    score order, that has an unmatched GT at IoU >= t: detections in between are false
+    positives, exactly as in COCO's one-detection-at-a-time loop.
     """
-    s_, d_, g_ = iou.shape
-    t_ = len(thresholds)
+    s_, _, g_ = iou.shape
     order = np.argsort(-scores, axis=1, kind="stable")
-    iou = np.take_along_axis(iou, order[..., None], axis=1)
     dl = np.take_along_axis(det_labels, order, axis=1)
-    k_ = int(max(gt_labels.max(initial=-1), dl.max(initial=-1))) + 1
-    if k_ == 0:
-        return np.zeros(s_)
-    cls = np.arange(k_)
-    onehot = dl[..., None] == cls  # (S, D, K)
-    rank = np.cumsum(onehot, axis=1)
-    onehot &= rank <= max_dets
+    gvalid = gt_labels >= 0
+    same_gg = (gt_labels[:, :, None] == gt_labels[:, None, :]) & gvalid[:, :, None]
+    rep = (same_gg.argmax(1) == np.arange(g_)) & gvalid  # first GT slot of each class
+    npig = np.where(rep, same_gg.sum(1), 0)  # (S, G) GT count of the class of a rep slot
+    same = (dl[:, :, None] == gt_labels[:, None, :]) & gvalid[:, None, :]  # (S, D, G)
+    onehot = same & rep[:, None, :]
+    onehot &= np.cumsum(onehot, axis=1) <= max_dets
     kept = onehot.any(-1)
-    same = (dl[:, :, None] == gt_labels[:, None, :]) & (gt_labels[:, None, :] >= 0)
-    x_all = np.where(same & kept[..., None], iou, -1.0)  # (S, D, G)
+    # only kept detections of classes present matter: move them to the front, in order
+    front = np.argsort(~kept, axis=1, kind="stable")[:, : max(1, int(kept.sum(1).max()))]
+    order = np.take_along_axis(order, front, axis=1)
+    kept = np.take_along_axis(kept, front, axis=1)
+    onehot = np.take_along_axis(onehot, front[..., None], axis=1)
+    same = np.take_along_axis(same, front[..., None], axis=1)
+    d_ = front.shape[1]
+    x = np.where(same & kept[..., None], np.take_along_axis(iou, order[..., None], axis=1), -1.0)
     thr = np.minimum(thresholds, 1 - 1e-10)
+    t_ = len(thr)
+    ok = x[:, None] >= thr[None, :, None, None]  # (S, T, D, G)
     matched = np.zeros((s_, t_, g_), bool)
     tp = np.zeros((s_, t_, d_), bool)
-    for d in np.flatnonzero((x_all >= thr.min()).any(axis=(0, 2))):
-        x = x_all[:, d, None, :]  # (S, 1, G)
-        ok = (x >= thr[None, :, None]) & ~matched  # (S, T, G)
-        xm = np.where(ok, x, -np.inf)[..., ::-1]
-        g = g_ - 1 - xm.argmax(-1)  # best unmatched GT; ties -> the last, as COCO
-        has = ok.any(-1)
+    last = np.full((s_, t_), -1)
+    after = np.arange(d_)
+    for _ in range(g_):
+        avail = ok & ~matched[:, :, None, :] & (after > last[..., None])[..., None]
+        any_g = avail.any(-1)  # (S, T, D)
+        has = any_g.any(-1)
+        if not has.any():
+            break
+        d = any_g.argmax(-1)  # the next detection that finds an unmatched GT
+        xd = np.where(np.take_along_axis(avail, d[..., None, None], 2)[:, :, 0],
+                      np.take_along_axis(x[:, None], d[..., None, None], 2)[:, :, 0], -np.inf)
+        g = g_ - 1 - xd[..., ::-1].argmax(-1)  # its best unmatched GT; ties -> the last
         matched |= (np.arange(g_) == g[..., None]) & has[..., None]
-        tp[:, :, d] = has
-    tpk = tp[..., None] & onehot[:, None]  # (S, T, D, K)
+        tp |= (after == d[..., None]) & has[..., None]
+        last = np.where(has, d, last)
+    tpk = tp[..., None] & onehot[:, None]  # (S, T, D, G)
     fpk = ~tp[..., None] & onehot[:, None]
     tpc = np.cumsum(tpk, axis=2)
-    fpc = np.cumsum(fpk, axis=2)
-    pr = tpc / (tpc + fpc + np.spacing(1))
-    npig = (gt_labels[..., None] == cls).sum(1)  # (S, K)
-    ap = np.zeros((s_, t_, k_))
+    pr = tpc / (tpc + np.cumsum(fpk, axis=2) + np.spacing(1))
+    ap = np.zeros((s_, t_, g_))
     for n in np.unique(npig[npig > 0]):
         bins = _recall_bins(int(n))
-        acc = np.zeros((s_, t_, k_))
+        acc = np.zeros((s_, t_, g_))
         for j in range(int(n) + 1):
             if bins[j]:
-                best = np.where(tpc >= max(j, 1), pr, 0.0).max(axis=2, initial=0.0)
-                acc += bins[j] * best
+                acc += bins[j] * np.where(tpc >= max(j, 1), pr, 0.0).max(axis=2, initial=0.0)
         ap = np.where((npig == n)[:, None, :], acc / len(REC_THRESHOLDS), ap)
-    present = npig > 0
-    per_class = ap.mean(axis=1)  # (S, K)
-    count = present.sum(1)
-    return np.where(count > 0, (per_class * present).sum(1) / np.maximum(count, 1), 0.0)
+    count = rep.sum(1)
+    return np.where(count > 0, ap.mean(1).sum(1) / np.maximum(count, 1), 0.0)
 
 
 def box_image_ap(det_boxes, scores, det_labels, gt_boxes, gt_labels, metric: str) -> torch.Tensor:

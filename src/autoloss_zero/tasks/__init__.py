@@ -9,6 +9,8 @@ from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, 
 
 BUILTIN: dict[str, str] = {
     "classification": "autoloss_zero.tasks.classification:ClassificationTask",
+    "detection": "autoloss_zero.tasks.detection:DetectionTask",
+    "instance-segmentation": "autoloss_zero.tasks.detection:InstanceSegmentationTask",
 }
 
 

@@ -28,7 +28,8 @@ in training and (B, N, C[, H, W]) in screening.
 Screening metric (:meth:`sample_metric`): per image, the mean of (a) the AP of the
 sampled anchors decoded with their deltas, scored by objectness, as class-agnostic
 detections, and (b) the AP of the frozen RoIs decoded with their deltas, one detection
-per RoI with its most probable object class and that probability as the score; for
+per RoI and object class scored by that class's probability (Faster R-CNN's output
+before NMS); for
 instance segmentation's mask metrics also (c) the mask AP of the positive RoIs, whose
 masks are pasted into their RoI boxes. ``map`` averages IoU thresholds 0.5:0.95,
 ``map50`` uses 0.5 (:func:`~autoloss_zero.metrics.detection.image_ap`).
@@ -53,7 +54,15 @@ from ..metrics.detection import box_image_ap, coco_ap, image_ap, thresholds_of
 from .base import Branch, InvalidLoss, ScreeningBatch, Task, TaskError, seeded, take, tree_map
 from .canvas import compose
 from .detector import Detector, DetectorConfig, SamplingConfig, detect, training_outputs
-from .detector.boxes import DELTA_WEIGHTS_RCNN, DELTA_WEIGHTS_RPN, decode, encode, iou, iue
+from .detector.boxes import (
+    DELTA_WEIGHTS_RCNN,
+    DELTA_WEIGHTS_RPN,
+    decode,
+    encode,
+    iou,
+    iue,
+    pairwise_iou,
+)
 from .detector.pipeline import paste_masks
 
 BOX_LEAVES = ("i", "u", "e", "1")
@@ -65,6 +74,19 @@ DETECTION_BASELINES = ("ce+l1", "ce+iou", "ce+giou")
 
 # ---------------------------------------------------------------------------
 # Branch transforms
+
+
+def per_class_ap(iou: torch.Tensor, probs: torch.Tensor, gt_labels: torch.Tensor, metric: str):
+    """Per-image AP of RoIs (I, R) scored as Faster R-CNN does: one detection per RoI and
+    object class, scored by that class's probability; ``iou`` (I, R, G) of the RoI's
+    (decoded) box or mask with the GT, ``probs`` (I, R, K+1) with 0 = background."""
+    n, r, k1 = probs.shape
+    k = k1 - 1
+    ious = iou.repeat_interleave(k, dim=1).cpu().numpy()  # (I, R*K, G)
+    scores = probs[..., 1:].reshape(n, r * k).double().cpu().numpy()
+    labels = np.tile(np.arange(k), (n, r))
+    ap = image_ap(ious, scores, labels, gt_labels.cpu().numpy(), thresholds_of(metric))
+    return torch.as_tensor(ap, dtype=torch.float32)
 
 
 def _merge(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -204,6 +226,8 @@ class DetectionTask(Task):
         "val_items": 200,
         "test_items": 500,
         "width": 16,
+        "head_channels": 32,
+        "fc": 128,
         "proxy_steps": 150,
         "full_steps": 1500,
         "batch_size": 16,
@@ -227,7 +251,9 @@ class DetectionTask(Task):
         return self._splits[name]
 
     def detector_config(self) -> DetectorConfig:
-        return DetectorConfig(image_size=int(self.config["size"]), width=int(self.config["width"]),
+        c = self.config
+        return DetectorConfig(image_size=int(c["size"]), width=int(c["width"]),
+                              head_channels=int(c["head_channels"]), fc=int(c["fc"]),
                               mask=self.with_masks, num_classes=self.split("train")[2])
 
     def build_model(self) -> Detector:
@@ -277,8 +303,9 @@ class DetectionTask(Task):
                                torch.where(gtl >= 0, 0, -1), metric)
             b = decode(images(raw["rcnn_deltas"], 2), images(target["rois"], 2),
                        DELTA_WEIGHTS_RCNN)
-            score, label = images(raw["rcnn_logits"], 2).softmax(-1)[..., 1:].max(-1)
-            rcnn = box_image_ap(b, score, label, gtb, gtl, metric)
+            rcnn_iou = pairwise_iou(b.double(), gtb.double())
+            probs = images(raw["rcnn_logits"], 2).softmax(-1)
+            rcnn = per_class_ap(rcnn_iou, probs, gtl, metric)
         return rpn, rcnn
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
@@ -411,13 +438,10 @@ class InstanceSegmentationTask(DetectionTask):
             gm = gm.reshape(-1, g, size * size).double()
             inter = pasted @ gm.transpose(1, 2)
             union = pasted.sum(-1)[..., None] + gm.sum(-1)[:, None, :] - inter
-            miou = (inter / union.clamp(min=1e-9)).numpy()
+            miou = inter / union.clamp(min=1e-9)
             cls_l = raw["rcnn_logits"][..., :q, :]
-            score, label = cls_l.reshape(-1, q, cls_l.shape[-1]).softmax(-1)[..., 1:].max(-1)
-            gtl = target["gt_labels"].reshape(-1, g)
-        ap = image_ap(miou, score.double().numpy(), label.numpy(), gtl.numpy(),
-                      thresholds_of(metric))
-        return torch.as_tensor(ap, dtype=torch.float32)
+            probs = cls_l.reshape(-1, q, cls_l.shape[-1]).softmax(-1)
+            return per_class_ap(miou, probs, target["gt_labels"].reshape(-1, g), metric)
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
         """``box_map``: detection's (RPN + RCNN box AP) / 2 at 0.5:0.95; ``map``/``map50``:
