@@ -173,3 +173,19 @@ def test_invalid_loss_stops_training(det):
         det.train(inf, seed=0, schedule="proxy")
     out = det.train(nan_loss, seed=0, schedule="proxy", stop_on_invalid=False)
     assert set(out) == {"map", "map50"}
+
+
+@pytest.mark.parametrize("which", ["det", "seg"])
+def test_sample_metric_survives_non_finite_outputs(which, det, seg, det_batch, seg_batch):
+    task, batch = (det, det_batch) if which == "det" else (seg, seg_batch)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        raw = tree_map(lambda t: torch.full_like(t, bad), batch.raw)
+        for metric in task.metrics:
+            m = task.sample_metric(raw, batch.target, metric)
+            assert m.shape == (3,) and torch.isfinite(m).all()
+
+
+def test_training_is_deterministic(det):
+    a = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
+    b = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
+    assert a == b

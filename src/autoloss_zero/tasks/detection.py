@@ -314,7 +314,7 @@ class DetectionTask(Task):
         self.check_metric(metric)
         rpn, rcnn = self._box_aps(raw, target, metric)
         lead = raw["rpn_logits"].shape[:-1]  # (S, n)
-        return ((rpn + rcnn) / 2).reshape(lead).mean(-1)
+        return ((rpn + rcnn) / 2).reshape(lead).mean(-1).to(raw["rpn_logits"].device)
 
     # -- training -------------------------------------------------------------------
     def train(
@@ -450,10 +450,11 @@ class InstanceSegmentationTask(DetectionTask):
         lead = raw["rpn_logits"].shape[:-1]
         if metric == "box_map":
             rpn, rcnn = self._box_aps(raw, target, "map")
-            return ((rpn + rcnn) / 2).reshape(lead).mean(-1)
-        rpn, rcnn = self._box_aps(raw, target, metric)
-        mask = self._mask_ap(raw, target, metric)
-        return ((rpn + rcnn + mask) / 3).reshape(lead).mean(-1)
+            out = (rpn + rcnn) / 2
+        else:
+            rpn, rcnn = self._box_aps(raw, target, metric)
+            out = (rpn + rcnn + self._mask_ap(raw, target, metric)) / 3
+        return out.reshape(lead).mean(-1).to(raw["rpn_logits"].device)
 
     def evaluate(self, model: Detector, split: str, device: str = "cpu") -> dict[str, float]:
         gts, dets = self.predictions(model, split, device)

@@ -139,7 +139,7 @@ def detect(model: Detector, images: torch.Tensor, sc: SamplingConfig) -> list[di
         out.append({"boxes": b[keep], "scores": s[keep], "labels": ci[keep]})
     if model.mask_head is not None:
         dmax = max(1, max(len(o["scores"]) for o in out))
-        pad = torch.zeros(len(out), dmax, 4, dtype=boxes.dtype)
+        pad = boxes.new_zeros(len(out), dmax, 4)
         for i, o in enumerate(out):
             pad[i, : len(o["boxes"])] = o["boxes"]
         mprobs = model.mask_head(f, pad).sigmoid()

@@ -73,7 +73,7 @@ def sample_rois(
     (n, count))."""
     n = candidates.shape[0]
     cand = torch.cat((candidates, fallback.expand(n, -1, -1)), dim=1)
-    ok = torch.cat((valid, torch.zeros(n, fallback.shape[0], dtype=torch.bool)), dim=1)
+    ok = torch.cat((valid, valid.new_zeros(n, fallback.shape[0])), dim=1)
     _, best, idx = match(cand, gt_boxes, gt_valid)
     pos = ok & (best >= fg_iou)
     neg = ok & (best < fg_iou)
