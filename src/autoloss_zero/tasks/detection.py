@@ -226,8 +226,8 @@ class DetectionTask(Task):
         "val_items": 200,
         "test_items": 500,
         "width": 16,
-        "head_channels": 32,
-        "fc": 128,
+        "head_channels": 48,
+        "fc": 256,
         "proxy_steps": 150,
         "full_steps": 1500,
         "batch_size": 16,
@@ -236,7 +236,10 @@ class DetectionTask(Task):
         "warmup_steps": 50,
         "eval_batch": 100,
     }
-    variants: ClassVar[dict[str, dict[str, Any]]] = {"large": {"width": 24}}
+    variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "large": {"width": 24},
+        "digits": {"source": "digits"},
+    }
     with_masks: ClassVar[bool] = False
 
     def __init__(self, **config: Any):
