@@ -179,7 +179,7 @@ def test_invalid_loss_stops_training(det):
 def test_sample_metric_survives_non_finite_outputs(which, det, seg, det_batch, seg_batch):
     task, batch = (det, det_batch) if which == "det" else (seg, seg_batch)
     for bad in (float("nan"), float("inf"), -float("inf")):
-        raw = tree_map(lambda t: torch.full_like(t, bad), batch.raw)
+        raw = {k: torch.full_like(t, bad) for k, t in batch.raw.items()}
         for metric in task.metrics:
             m = task.sample_metric(raw, batch.target, metric)
             assert m.shape == (3,) and torch.isfinite(m).all()

@@ -116,7 +116,7 @@ def test_nms_matches_brute_force(seed, n, t):
     assert got == brute_nms(boxes.tolist(), scores.tolist(), t)
 
 
-@settings(deadline=None, max_examples=25)
+@settings(deadline=None, max_examples=30)
 @given(st.integers(0, 10_000), st.integers(1, 40))
 def test_batched_nms_is_nms_per_group(seed, n):
     rng = np.random.default_rng(seed)
@@ -245,15 +245,15 @@ def batch_ap(images, metric):
     return image_ap(iou_m, scores, dl, gl, thresholds_of(metric))
 
 
-@settings(deadline=None, max_examples=15)
-@given(st.integers(0, 10_000))
-def test_image_ap_matches_faster_coco_eval(seed):
+@settings(deadline=None, max_examples=30)
+@given(st.integers(0, 10_000), st.integers(1, 4), st.integers(0, 40))
+def test_image_ap_matches_faster_coco_eval(seed, classes, max_dets):
     rng = np.random.default_rng(seed)
-    images = [random_image(rng) for _ in range(4)]
+    images = [random_image(rng, classes, max_dets) for _ in range(4)]
     got = {m: batch_ap(images, m) for m in ("map", "map50")}
     for i, (gb, glab, db, dlab, sc) in enumerate(images):
         ref = coco_ap([{"boxes": gb.numpy(), "labels": glab}],
-                      [{"boxes": db.numpy(), "scores": sc, "labels": dlab}], 3)
+                      [{"boxes": db.numpy(), "scores": sc, "labels": dlab}], classes)
         assert got["map"][i] == pytest.approx(ref["map"], abs=1e-9)
         assert got["map50"][i] == pytest.approx(ref["map50"], abs=1e-9)
 
@@ -276,3 +276,15 @@ def test_image_ap_perfect_and_empty():
     assert batch_ap([(gb, glab, gb, glab, np.array([0.9, 0.8]))], "map")[0] == pytest.approx(1.0)
     empty = (gb, glab, gb[:0], glab[:0], np.zeros(0))
     assert batch_ap([empty], "map")[0] == 0.0
+
+
+def test_image_ap_with_duplicated_detections_like_screening():
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        gb, glab, db, dl, sc = random_image(rng, 2, 12)
+        rep = np.concatenate((np.arange(len(sc)), rng.integers(0, max(1, len(sc)), 6)))
+        rep = rep[rep < len(sc)]
+        image = (gb, glab, db[torch.as_tensor(rep)], dl[rep], sc[rep])
+        ref = coco_ap([{"boxes": gb.numpy(), "labels": glab}],
+                      [{"boxes": image[2].numpy(), "scores": image[4], "labels": image[3]}], 2)
+        assert batch_ap([image], "map")[0] == pytest.approx(ref["map"], abs=1e-9)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -29,10 +30,15 @@ def thresholds_of(metric: str) -> np.ndarray:
     raise ValueError(f"unknown AP metric {metric!r} (map or map50)")
 
 
-def _recall_bins(npig: int) -> np.ndarray:
-    """How many of COCO's 101 recall thresholds fall on each recall level j/npig."""
-    upto = np.array([(REC_THRESHOLDS <= j / npig).sum() for j in range(npig + 1)])
-    return np.diff(upto, prepend=0)  # bin j covers r in ((j-1)/n, j/n]
+@lru_cache(maxsize=16)
+def _recall_table(gmax: int) -> np.ndarray:
+    """(gmax + 1, gmax + 1): row n, column j = how many of COCO's 101 recall thresholds r
+    fall in ((j-1)/n, j/n] (r <= j/n exactly as COCO's ``searchsorted`` compares)."""
+    table = np.zeros((gmax + 1, gmax + 1))
+    for n in range(1, gmax + 1):
+        upto = np.array([(REC_THRESHOLDS <= j / n).sum() for j in range(n + 1)])
+        table[n, : n + 1] = np.diff(upto, prepend=0)
+    return table
 
 
 def image_ap(
@@ -95,14 +101,16 @@ def image_ap(
     fpk = ~tp[..., None] & onehot[:, None]
     tpc = np.cumsum(tpk, axis=2)
     pr = tpc / (tpc + np.cumsum(fpk, axis=2) + np.spacing(1))
+    # COCO's 101-point AP: recall threshold r takes the best precision at recall >= r;
+    # recall only takes the values j / n, so AP = sum_j bins[n, j] * best_j / 101
+    gmax = int(npig.max(initial=0))
+    weights = _recall_table(max(gmax, 1))[npig]  # (S, G, gmax + 1)
     ap = np.zeros((s_, t_, g_))
-    for n in np.unique(npig[npig > 0]):
-        bins = _recall_bins(int(n))
-        acc = np.zeros((s_, t_, g_))
-        for j in range(int(n) + 1):
-            if bins[j]:
-                acc += bins[j] * np.where(tpc >= max(j, 1), pr, 0.0).max(axis=2, initial=0.0)
-        ap = np.where((npig == n)[:, None, :], acc / len(REC_THRESHOLDS), ap)
+    for j in range(1, gmax + 1):
+        best = np.where(tpc >= j, pr, 0.0).max(axis=2, initial=0.0)  # (S, T, G)
+        w = weights[..., j] + (weights[..., 0] if j == 1 else 0)
+        ap += w[:, None, :] * best
+    ap /= len(REC_THRESHOLDS)
     count = rep.sum(1)
     return np.where(count > 0, ap.mean(1).sum(1) / np.maximum(count, 1), 0.0)
 
@@ -116,6 +124,22 @@ def box_image_ap(det_boxes, scores, det_labels, gt_boxes, gt_labels, metric: str
     ap = image_ap(iou, scores.detach().double().cpu().numpy(), det_labels.cpu().numpy(),
                   gt_labels.cpu().numpy(), thresholds_of(metric))
     return torch.as_tensor(ap, dtype=torch.float32)
+
+
+def per_class_image_ap(
+    iou: torch.Tensor, probs: torch.Tensor, gt_labels: torch.Tensor, metric: str
+) -> torch.Tensor:
+    """:func:`image_ap` of RoIs (I, R) scored as Faster R-CNN does: one detection per RoI and
+    object class, scored by that class's probability; ``iou`` (I, R, G) of the RoI's
+    (decoded) box or mask with the GT, ``probs`` (I, R, K+1) with 0 = background."""
+    n, r, k1 = probs.shape
+    k = k1 - 1
+    ious = iou.repeat_interleave(k, dim=1).cpu().numpy()  # (I, R*K, G)
+    scores = probs[..., 1:].reshape(n, r * k).double().cpu().numpy()
+    labels = np.tile(np.arange(k), (n, r))
+    ap = image_ap(ious, scores, labels, gt_labels.cpu().numpy(), thresholds_of(metric))
+    return torch.as_tensor(ap, dtype=torch.float32)
+
 
 
 # ---------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics.detection import box_image_ap, coco_ap, image_ap, thresholds_of
+from ..metrics.detection import box_image_ap, coco_ap, per_class_image_ap
 from .base import Branch, InvalidLoss, ScreeningBatch, Task, TaskError, seeded, take, tree_map
 from .canvas import compose
 from .detector import Detector, DetectorConfig, SamplingConfig, detect, training_outputs
@@ -74,19 +74,6 @@ DETECTION_BASELINES = ("ce+l1", "ce+iou", "ce+giou")
 
 # ---------------------------------------------------------------------------
 # Branch transforms
-
-
-def per_class_ap(iou: torch.Tensor, probs: torch.Tensor, gt_labels: torch.Tensor, metric: str):
-    """Per-image AP of RoIs (I, R) scored as Faster R-CNN does: one detection per RoI and
-    object class, scored by that class's probability; ``iou`` (I, R, G) of the RoI's
-    (decoded) box or mask with the GT, ``probs`` (I, R, K+1) with 0 = background."""
-    n, r, k1 = probs.shape
-    k = k1 - 1
-    ious = iou.repeat_interleave(k, dim=1).cpu().numpy()  # (I, R*K, G)
-    scores = probs[..., 1:].reshape(n, r * k).double().cpu().numpy()
-    labels = np.tile(np.arange(k), (n, r))
-    ap = image_ap(ious, scores, labels, gt_labels.cpu().numpy(), thresholds_of(metric))
-    return torch.as_tensor(ap, dtype=torch.float32)
 
 
 def _merge(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -308,7 +295,7 @@ class DetectionTask(Task):
                        DELTA_WEIGHTS_RCNN)
             rcnn_iou = pairwise_iou(b.double(), gtb.double())
             probs = images(raw["rcnn_logits"], 2).softmax(-1)
-            rcnn = per_class_ap(rcnn_iou, probs, gtl, metric)
+            rcnn = per_class_image_ap(rcnn_iou, probs, gtl, metric)
         return rpn, rcnn
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
@@ -444,7 +431,7 @@ class InstanceSegmentationTask(DetectionTask):
             miou = inter / union.clamp(min=1e-9)
             cls_l = raw["rcnn_logits"][..., :q, :]
             probs = cls_l.reshape(-1, q, cls_l.shape[-1]).softmax(-1)
-            return per_class_ap(miou, probs, target["gt_labels"].reshape(-1, g), metric)
+            return per_class_image_ap(miou, probs, target["gt_labels"].reshape(-1, g), metric)
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
         """``box_map``: detection's (RPN + RCNN box AP) / 2 at 0.5:0.95; ``map``/``map50``:
