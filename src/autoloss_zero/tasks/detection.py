@@ -244,7 +244,8 @@ class DetectionTask(Task):
         c = self.config
         return DetectorConfig(image_size=int(c["size"]), width=int(c["width"]),
                               head_channels=int(c["head_channels"]), fc=int(c["fc"]),
-                              mask=self.with_masks, num_classes=self.split("train")[2])
+                              mask=self.with_masks, mask_size=int(c.get("mask_size", 14)),
+                              num_classes=self.split("train")[2])
 
     def build_model(self) -> Detector:
         return Detector(self.detector_config())
@@ -391,6 +392,7 @@ class InstanceSegmentationTask(DetectionTask):
     metrics: ClassVar[tuple[str, ...]] = ("map", "map50", "box_map")
     branches: ClassVar[tuple[Branch, ...]] = (*DetectionTask.branches, Branch("mask"))
     baselines: ClassVar[tuple[str, ...]] = DETECTION_BASELINES
+    defaults: ClassVar[dict[str, Any]] = {**DetectionTask.defaults, "mask_size": 14}
     with_masks: ClassVar[bool] = True
 
     def branch_inputs(self, raw, target):

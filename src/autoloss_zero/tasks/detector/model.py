@@ -5,8 +5,8 @@
 - RPN: a 3x3 conv, then per anchor one objectness logit and 4 box deltas;
 - RoI box head: RoIAlign 7x7 on a channel-reduced map, two FC layers, (K+1)-way class
   logits (0 = background) and class-agnostic box deltas;
-- mask head (optional): RoIAlign 7x7, two 3x3 convs, a 2x transposed conv and one
-  class-agnostic logit per pixel of a ``mask_size`` (14) mask.
+- mask head (optional): RoIAlign 7x7, two 3x3 convs, 2x transposed convs and one
+  class-agnostic logit per pixel of a ``mask_size`` mask (28: 7x7 upsampled twice).
 
 The module only maps tensors to tensors; sampling, matching and decoding live in
 ``sampling.py`` / ``pipeline.py``.
@@ -123,18 +123,28 @@ class BoxHead(nn.Module):
 
 
 class MaskHead(nn.Module):
-    """Class-agnostic mask logits (n, R, M, M) of RoIs (n, R, 4), M = mask_size."""
+    """Class-agnostic mask logits (n, R, M, M) of RoIs (n, R, 4), M = mask_size = 7 * 2^k:
+    RoIAlign 7x7, two 3x3 convs, then k 2x transposed convs (channels halved after the
+    first, to keep the large ones cheap)."""
 
     def __init__(self, cfg: DetectorConfig):
         super().__init__()
         c = cfg.head_channels
-        self.pool, self.scale, self.size = cfg.mask_size // 2, 1.0 / cfg.stride, cfg.mask_size
-        self.convs = nn.Sequential(
+        self.pool, self.scale, self.size = 7, 1.0 / cfg.stride, cfg.mask_size
+        ups = (cfg.mask_size // 7).bit_length() - 1
+        if ups < 1 or 7 * 2**ups != cfg.mask_size:
+            raise ValueError(f"mask_size must be 7 * 2^k with k >= 1, got {cfg.mask_size}")
+        layers: list[nn.Module] = [
             nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(c, c, 2, stride=2), nn.ReLU(inplace=True),
-        )
-        self.logit = nn.Conv2d(c, 1, 1)
+        ]
+        cin = c
+        for k in range(ups):
+            cout = c if k == 0 else max(8, cin // 2)
+            layers += [nn.ConvTranspose2d(cin, cout, 2, stride=2), nn.ReLU(inplace=True)]
+            cin = cout
+        self.convs = nn.Sequential(*layers)
+        self.logit = nn.Conv2d(cin, 1, 1)
 
     def forward(self, f: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         n, r = rois.shape[:2]
