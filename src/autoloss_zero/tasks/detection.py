@@ -29,9 +29,9 @@ Screening metric (:meth:`sample_metric`): per image, the mean of (a) the AP of t
 sampled anchors decoded with their deltas, scored by objectness, as class-agnostic
 detections, and (b) the AP of the frozen RoIs decoded with their deltas, one detection
 per RoI and object class scored by that class's probability (Faster R-CNN's output
-before NMS); for
-instance segmentation's mask metrics also (c) the mask AP of the positive RoIs, whose
-masks are pasted into their RoI boxes. ``map`` averages IoU thresholds 0.5:0.95,
+before NMS); for instance segmentation's mask metrics also (c) the mask AP of the
+positive RoIs (one detection per RoI and class again), their masks pasted into their
+RoI boxes. ``map`` averages IoU thresholds 0.5:0.95,
 ``map50`` uses 0.5 (:func:`~autoloss_zero.metrics.detection.image_ap`).
 
 ``export_transform`` returns None: the branch transforms need the anchors, proposals,
@@ -215,7 +215,7 @@ class DetectionTask(Task):
         "width": 16,
         "head_channels": 48,
         "fc": 256,
-        "proxy_steps": 150,
+        "proxy_steps": 120,
         "full_steps": 1500,
         "batch_size": 16,
         "lr": 2e-3,
