@@ -115,31 +115,37 @@ def image_ap(
     return np.where(count > 0, ap.mean(1).sum(1) / np.maximum(count, 1), 0.0)
 
 
-def box_image_ap(det_boxes, scores, det_labels, gt_boxes, gt_labels, metric: str) -> torch.Tensor:
-    """:func:`image_ap` from torch boxes (S, D, 4) / (S, G, 4): a float tensor (S,)."""
+APInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(iou (S, D, G), scores (S, D), det_labels (S, D), gt_labels (S, G)) for :func:`image_ap`."""
+
+
+def box_ap_inputs(det_boxes, scores, det_labels, gt_boxes, gt_labels) -> APInputs:
+    """:func:`image_ap` inputs from torch boxes (S, D, 4) / (S, G, 4) and labels."""
     from ..tasks.detector.boxes import pairwise_iou
 
     with torch.no_grad():
         iou = pairwise_iou(det_boxes.double(), gt_boxes.double()).cpu().numpy()
-    ap = image_ap(iou, scores.detach().double().cpu().numpy(), det_labels.cpu().numpy(),
-                  gt_labels.cpu().numpy(), thresholds_of(metric))
-    return torch.as_tensor(ap, dtype=torch.float32)
+    return (iou, scores.detach().double().cpu().numpy(), det_labels.cpu().numpy(),
+            gt_labels.cpu().numpy())
 
 
-def per_class_image_ap(
-    iou: torch.Tensor, probs: torch.Tensor, gt_labels: torch.Tensor, metric: str
-) -> torch.Tensor:
-    """:func:`image_ap` of RoIs (I, R) scored as Faster R-CNN does: one detection per RoI and
-    object class, scored by that class's probability; ``iou`` (I, R, G) of the RoI's
-    (decoded) box or mask with the GT, ``probs`` (I, R, K+1) with 0 = background."""
+def per_class_ap_inputs(iou: torch.Tensor, probs: torch.Tensor, gt_labels) -> APInputs:
+    """:func:`image_ap` inputs of RoIs (S, R) scored as Faster R-CNN does before NMS: one
+    detection per RoI and object class, scored by that class's probability. ``iou``
+    (S, R, G) of each RoI's (decoded) box or mask with the GT; ``probs`` (S, R, K+1),
+    class 0 = background."""
     n, r, k1 = probs.shape
     k = k1 - 1
-    ious = iou.repeat_interleave(k, dim=1).cpu().numpy()  # (I, R*K, G)
-    scores = probs[..., 1:].reshape(n, r * k).double().cpu().numpy()
-    labels = np.tile(np.arange(k), (n, r))
-    ap = image_ap(ious, scores, labels, gt_labels.cpu().numpy(), thresholds_of(metric))
-    return torch.as_tensor(ap, dtype=torch.float32)
+    with torch.no_grad():
+        ious = iou.repeat_interleave(k, dim=1).double().cpu().numpy()  # (S, R*K, G)
+        scores = probs[..., 1:].reshape(n, r * k).double().cpu().numpy()
+    return ious, scores, np.tile(np.arange(k), (n, r)), gt_labels.cpu().numpy()
 
+
+def image_ap_many(parts: Sequence[APInputs], thresholds: np.ndarray) -> list[np.ndarray]:
+    """:func:`image_ap` of several groups of images (one call each: padding them to common
+    sizes for a single call measured slower)."""
+    return [image_ap(*p, thresholds) for p in parts]
 
 
 # ---------------------------------------------------------------------------

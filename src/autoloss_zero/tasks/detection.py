@@ -50,7 +50,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics.detection import box_image_ap, coco_ap, per_class_image_ap
+from ..metrics.detection import (
+    box_ap_inputs,
+    coco_ap,
+    image_ap_many,
+    per_class_ap_inputs,
+    thresholds_of,
+)
 from .base import Branch, InvalidLoss, ScreeningBatch, Task, TaskError, seeded, take, tree_map
 from .canvas import compose
 from .detector import Detector, DetectorConfig, SamplingConfig, detect, training_outputs
@@ -284,8 +290,8 @@ class DetectionTask(Task):
         return ScreeningBatch(tree_map(lambda t: t.unsqueeze(1), raw),
                               tree_map(lambda t: t.unsqueeze(1), target))
 
-    def _box_aps(self, raw, target, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-image AP (flattened images) of the RPN and the RCNN samples."""
+    def _box_parts(self, raw, target) -> list:
+        """:func:`image_ap` inputs (images flattened) of the RPN and the RCNN samples."""
         def images(t, k):  # (..., n, *k dims) -> (images, *k dims)
             return t.reshape(-1, *t.shape[t.dim() - k:])
 
@@ -293,22 +299,27 @@ class DetectionTask(Task):
         with torch.no_grad():
             a = decode(images(raw["rpn_deltas"], 2), images(target["anchors"], 2))
             s = images(raw["rpn_logits"], 1)
-            rpn = box_image_ap(a, s, torch.zeros_like(s, dtype=torch.long), gtb,
-                               torch.where(gtl >= 0, 0, -1), metric)
+            rpn = box_ap_inputs(a, s, torch.zeros_like(s, dtype=torch.long), gtb,
+                                torch.where(gtl >= 0, 0, -1))
             b = decode(images(raw["rcnn_deltas"], 2), images(target["rois"], 2),
                        DELTA_WEIGHTS_RCNN)
-            rcnn_iou = pairwise_iou(b.double(), gtb.double())
-            probs = images(raw["rcnn_logits"], 2).softmax(-1)
-            rcnn = per_class_image_ap(rcnn_iou, probs, gtl, metric)
-        return rpn, rcnn
+            rcnn = per_class_ap_inputs(pairwise_iou(b.double(), gtb.double()),
+                                       images(raw["rcnn_logits"], 2).softmax(-1), gtl)
+        return [rpn, rcnn]
+
+    @staticmethod
+    def _per_sample(raw, parts: list, thresholds) -> torch.Tensor:
+        """The mean of the groups' per-image APs, averaged over each sample's images."""
+        aps = image_ap_many(parts, thresholds)
+        lead = raw["rpn_logits"].shape[:-1]  # (S, n)
+        out = torch.as_tensor(sum(aps) / len(aps), dtype=torch.float32).reshape(lead).mean(-1)
+        return out.to(raw["rpn_logits"].device)
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
         """Per-sample metric of (S, n, ...) outputs: the mean over the n images of the mean
         of the RPN and RCNN per-image APs (see the module docstring)."""
         self.check_metric(metric)
-        rpn, rcnn = self._box_aps(raw, target, metric)
-        lead = raw["rpn_logits"].shape[:-1]  # (S, n)
-        return ((rpn + rcnn) / 2).reshape(lead).mean(-1).to(raw["rpn_logits"].device)
+        return self._per_sample(raw, self._box_parts(raw, target), thresholds_of(metric))
 
     # -- training -------------------------------------------------------------------
     def train(
@@ -418,8 +429,8 @@ class InstanceSegmentationTask(DetectionTask):
 
         return loss
 
-    def _mask_ap(self, raw, target, metric: str) -> torch.Tensor:
-        """Per-image mask AP of the positive RoIs, masks pasted into the RoI boxes."""
+    def _mask_part(self, raw, target):
+        """:func:`image_ap` inputs of the positive RoIs' masks, pasted into their RoI boxes."""
         logits = raw["mask_logits"]
         q, m = logits.shape[-3], logits.shape[-1]
         size = target["gt_masks"].shape[-1]
@@ -427,29 +438,25 @@ class InstanceSegmentationTask(DetectionTask):
             probs = logits.reshape(-1, m, m).sigmoid()
             rois = target["rois"][..., :q, :].reshape(-1, 4)
             pasted = paste_masks(probs, rois, size) >= 0.5
-            pasted = pasted.reshape(-1, q, size * size).double()
-            gm = target["gt_masks"]
-            g = gm.shape[-3]
-            gm = gm.reshape(-1, g, size * size).double()
+            pasted = pasted.reshape(-1, q, size * size).float()  # pixel counts: exact
+            g = target["gt_masks"].shape[-3]
+            gm = target["gt_masks"].reshape(-1, g, size * size).float()
             inter = pasted @ gm.transpose(1, 2)
             union = pasted.sum(-1)[..., None] + gm.sum(-1)[:, None, :] - inter
-            miou = inter / union.clamp(min=1e-9)
             cls_l = raw["rcnn_logits"][..., :q, :]
-            probs = cls_l.reshape(-1, q, cls_l.shape[-1]).softmax(-1)
-            return per_class_image_ap(miou, probs, target["gt_labels"].reshape(-1, g), metric)
+            return per_class_ap_inputs(inter / union.clamp(min=1e-9),
+                                       cls_l.reshape(-1, q, cls_l.shape[-1]).softmax(-1),
+                                       target["gt_labels"].reshape(-1, g))
 
     def sample_metric(self, raw, target, metric: str) -> torch.Tensor:
         """``box_map``: detection's (RPN + RCNN box AP) / 2 at 0.5:0.95; ``map``/``map50``:
         (RPN box AP + RCNN box AP + positive-RoI mask AP) / 3 at the metric's thresholds."""
         self.check_metric(metric)
-        lead = raw["rpn_logits"].shape[:-1]
+        parts = self._box_parts(raw, target)
         if metric == "box_map":
-            rpn, rcnn = self._box_aps(raw, target, "map")
-            out = (rpn + rcnn) / 2
-        else:
-            rpn, rcnn = self._box_aps(raw, target, metric)
-            out = (rpn + rcnn + self._mask_ap(raw, target, metric)) / 3
-        return out.reshape(lead).mean(-1).to(raw["rpn_logits"].device)
+            return self._per_sample(raw, parts, thresholds_of("map"))
+        return self._per_sample(raw, [*parts, self._mask_part(raw, target)],
+                                thresholds_of(metric))
 
     def evaluate(self, model: Detector, split: str, device: str = "cpu") -> dict[str, float]:
         gts, dets = self.predictions(model, split, device)
