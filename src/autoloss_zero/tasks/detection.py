@@ -207,7 +207,13 @@ def canvas_split(config: dict[str, Any], split: str, masks: bool):
 
 
 class DetectionTask(Task):
-    """Two-stage detection; metrics are COCO box mAP@[.5:.95] (``map``) and AP50."""
+    """Two-stage detection; metrics are COCO box mAP@[.5:.95] (``map``) and AP50.
+
+    Measured on one shared CPU core (torch 2.13, ``ce+l1``): ``full`` (1,500 steps of 16
+    images, test split of 500 canvases) test mAP 0.488 / AP50 0.664 (seed 0) and
+    0.491 / 0.670 (seed 1) in about 330 s; ``proxy`` (120 steps, validation split of
+    200) val mAP 0.062 / AP50 0.143 in about 30 s. ``ce+giou`` full: 0.519 / 0.713.
+    """
 
     name: ClassVar[str] = "detection"
     metrics: ClassVar[tuple[str, ...]] = ("map", "map50")
@@ -400,13 +406,21 @@ class DetectionTask(Task):
 
 
 class InstanceSegmentationTask(DetectionTask):
-    """Detection plus a mask head; ``map``/``map50`` on masks, ``box_map`` on boxes."""
+    """Detection plus a mask head; ``map``/``map50`` on masks, ``box_map`` on boxes.
+
+    Measured (one shared CPU core, ``ce+l1``, seed 0): ``full`` test mask mAP 0.365 /
+    AP50 0.662, box mAP 0.527 in about 450 s. 28x28 masks (``mask_size=28``) cost 27%
+    more per step and did not score higher (mask mAP 0.260 vs 0.260 at 14x14 with an
+    earlier L1 weighting).
+    """
 
     name: ClassVar[str] = "instance-segmentation"
     metrics: ClassVar[tuple[str, ...]] = ("map", "map50", "box_map")
     branches: ClassVar[tuple[Branch, ...]] = (*DetectionTask.branches, Branch("mask"))
     baselines: ClassVar[tuple[str, ...]] = DETECTION_BASELINES
-    defaults: ClassVar[dict[str, Any]] = {**DetectionTask.defaults, "mask_size": 14}
+    defaults: ClassVar[dict[str, Any]] = {
+        **DetectionTask.defaults, "mask_size": 14, "proxy_steps": 100,
+    }
     with_masks: ClassVar[bool] = True
 
     def branch_inputs(self, raw, target):
