@@ -13,6 +13,8 @@ BUILTIN: dict[str, str] = {
     "classification": "autoloss_zero.tasks.classification:ClassificationTask",
     "segmentation": "autoloss_zero.tasks.segmentation:SegmentationTask",
     "pose": "autoloss_zero.tasks.pose:PoseTask",
+    "detection": "autoloss_zero.tasks.detection:DetectionTask",
+    "instance-segmentation": "autoloss_zero.tasks.detection:InstanceSegmentationTask",
 }
 
 

@@ -1,0 +1,191 @@
+"""The detection and instance-segmentation tasks: contracts, screening, short training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autoloss_zero.expr.compile import CompiledExpr, CompiledLoss
+from autoloss_zero.expr.tree import parse
+from autoloss_zero.tasks import InvalidLoss, TaskError, get_task
+from autoloss_zero.tasks.base import tensors_of, tree_map
+from autoloss_zero.tasks.detection import DetectionTask, InstanceSegmentationTask, decoded_positives
+from autoloss_zero.tasks.detector.boxes import giou, iou
+
+torch.set_num_threads(1)
+
+TINY = {"train_items": 40, "val_items": 8, "test_items": 8, "batch_size": 4,
+        "proxy_steps": 2, "full_steps": 3, "eval_batch": 8, "warmup_steps": 1}
+CE = "Neg(Mul(y, Log(yhat)))"
+GIOU = "Add(Add(1, Neg(Mul(i, Inv(u)))), Mul(Add(e, Neg(u)), Inv(e)))"
+IOU_DOWN = "Mul(i, Inv(u))"
+
+
+def loss_text(task, cls: str, reg: str, mask: str | None = None) -> str:
+    parts = {"cls_rpn": cls, "reg_rpn": reg, "cls_rcnn": cls, "reg_rcnn": reg, "mask": mask or cls}
+    return "; ".join(f"{b}: {parts[b]}" for b in task.branch_names)
+
+
+@pytest.fixture(scope="module")
+def det():
+    return DetectionTask(**TINY)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return InstanceSegmentationTask(**TINY)
+
+
+@pytest.fixture(scope="module")
+def det_batch(det):
+    return det.screening_batch(3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def seg_batch(seg):
+    return seg.screening_batch(3, seed=2)
+
+
+def test_registered_ids_and_contract():
+    d, s = get_task("detection"), get_task("instance-segmentation")
+    assert (d.name, d.metrics, d.baselines) == ("detection", ("map", "map50"),
+                                                 ("ce+l1", "ce+iou", "ce+giou"))
+    assert d.branch_names == ("cls_rpn", "reg_rpn", "cls_rcnn", "reg_rcnn")
+    assert d.leaf_spec()["reg_rcnn"] == ("i", "u", "e", "1")
+    assert s.metrics == ("map", "map50", "box_map")
+    assert s.branch_names == (*d.branch_names, "mask")
+    assert d.export_transform() is None
+    with pytest.raises(TaskError):
+        d.baseline("focal")
+
+
+@pytest.mark.parametrize("which", ["det", "seg"])
+def test_screening_shapes(which, det, seg, det_batch, seg_batch):
+    task, batch = (det, det_batch) if which == "det" else (seg, seg_batch)
+    sc = task.sampling
+    for t in tensors_of(batch.raw) + tensors_of(batch.target):
+        assert t.shape[:2] == (3, 1)
+    assert batch.raw["rpn_logits"].shape == (3, 1, sc.rpn_count)
+    assert batch.raw["rcnn_logits"].shape == (3, 1, sc.roi_count, 11)
+    leaves = task.branch_inputs(batch.raw, batch.target)
+    assert leaves["cls_rpn"]["yhat"].shape == (3, sc.rpn_count, 2)
+    assert leaves["cls_rcnn"]["y"].shape == (3, sc.roi_count, 11)
+    for b in ("reg_rpn", "reg_rcnn"):
+        n = sc.rpn_positives if b == "reg_rpn" else sc.roi_positives
+        assert {k: v.shape for k, v in leaves[b].items()} == {k: (3, n, 1) for k in "iue"}
+    if which == "seg":
+        assert leaves["mask"]["yhat"].shape == (3, sc.roi_positives, 2, 14, 14)
+        assert torch.allclose(leaves["mask"]["yhat"].sum(2), torch.ones(()))
+    # the positives really are positives
+    assert (batch.target["rpn_labels"][..., : sc.rpn_positives] == 1).all()
+    assert (batch.target["rcnn_labels"][..., : sc.roi_positives] > 0).all()
+    assert (batch.target["rcnn_labels"][..., sc.roi_positives :] == 0).all()
+    metric = task.sample_metric(batch.raw, batch.target, task.metrics[0])
+    assert metric.shape == (3,) and ((metric >= 0) & (metric <= 1)).all()
+
+
+def test_leaves_reproduce_iou_and_giou(det, det_batch):
+    raw = tree_map(lambda t: t + 0.3 * torch.randn_like(t), det_batch.raw)
+    leaves = det.branch_inputs(raw, det_batch.target)
+    for stage in ("rpn", "rcnn"):
+        pred, gt = decoded_positives(raw, det_batch.target, stage)
+        lv = leaves[f"reg_{stage}"]
+        ref_iou = iou(pred, gt).reshape(3, -1)
+        ref_giou = giou(pred, gt).reshape(3, -1)
+        assert torch.allclose((lv["i"] / lv["u"])[..., 0], ref_iou, atol=1e-6)
+        per = CompiledExpr(parse(GIOU, leaves=("i", "u", "e"))).per_sample(lv)
+        assert torch.allclose(per, (1 - ref_giou).mean(-1), atol=1e-5)
+        assert (lv["u"] >= 1 - 1e-6).all() and (lv["e"] >= lv["u"] - 1e-4).all()
+
+
+def test_leaves_without_sample_dim_match(det, det_batch):
+    one = tree_map(lambda t: t[0], det_batch.raw), tree_map(lambda t: t[0], det_batch.target)
+    single = det.branch_inputs(*one)
+    batched = det.branch_inputs(det_batch.raw, det_batch.target)
+    for b, leaves in single.items():
+        for k, v in leaves.items():
+            assert torch.equal(v, batched[b][k][0])
+
+
+def test_baselines_equal_their_search_space_formulas(det, seg, det_batch, seg_batch):
+    for task, batch in ((det, det_batch), (seg, seg_batch)):
+        one = tree_map(lambda t: t[0], batch.raw), tree_map(lambda t: t[0], batch.target)
+        formula = task.loss_function(parse(loss_text(task, CE, GIOU), leaves=task.leaf_spec()))
+        assert formula(*one).item() == pytest.approx(task.baseline("ce+giou")(*one).item(),
+                                                     rel=1e-5)
+        for name in task.baselines:
+            assert math.isfinite(task.baseline(name)(*one).item())
+
+
+def adam_gain(task, batch, text, metric, steps=30, lr=0.05):
+    compiled = CompiledLoss(parse(text, leaves=task.leaf_spec()))
+    raw = tree_map(lambda t: t.detach().clone().requires_grad_(True), batch.raw)
+    before = task.sample_metric(raw, batch.target, metric)
+    opt = torch.optim.Adam(list(raw.values()), lr=lr)
+    for _ in range(steps):
+        loss = compiled.per_sample(task.branch_inputs(raw, batch.target)).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float((task.sample_metric(raw, batch.target, metric) - before).mean())
+
+
+def test_screening_separates_good_and_bad_losses():
+    task = DetectionTask()  # the real screening images (cached canvases)
+    batch = task.screening_batch(5, seed=0)
+    good = adam_gain(task, batch, loss_text(task, CE, GIOU), "map")
+    bad_reg = adam_gain(task, batch, loss_text(task, "1", IOU_DOWN), "map")
+    bad_cls = adam_gain(task, batch, loss_text(task, f"Neg({CE})", GIOU), "map")
+    assert good > 0.3
+    assert bad_reg < 0 and bad_cls < 0
+
+
+def test_instance_screening_mask_branch_matters(seg, seg_batch):
+    good = adam_gain(seg, seg_batch, loss_text(seg, "1", "1", CE), "map")
+    bad = adam_gain(seg, seg_batch, loss_text(seg, "1", "1", f"Neg({CE})"), "map")
+    assert good > bad
+
+
+@pytest.mark.parametrize("which", ["det", "seg"])
+def test_short_training_returns_every_metric(which, det, seg):
+    task = det if which == "det" else seg
+    base = task.train(task.baseline("ce+l1"), seed=0, schedule="proxy")
+    assert set(base) == set(task.metrics)
+    text = loss_text(task, CE, GIOU)
+    searched = task.loss_function(parse(text, leaves=task.leaf_spec()))
+    out = task.train(searched, seed=1, schedule="full")
+    assert set(out) == set(task.metrics)
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+
+
+def test_invalid_loss_stops_training(det):
+    def nan_loss(raw, target):
+        return raw["rpn_logits"].sum() * float("nan")
+
+    with pytest.raises(InvalidLoss) as err:
+        det.train(nan_loss, seed=0, schedule="proxy")
+    assert err.value.step == 0
+    inf = det.loss_function(parse(loss_text(det, "Exp(Inv(Add(yhat, Neg(yhat))))", GIOU),
+                                  leaves=det.leaf_spec()))
+    with pytest.raises(InvalidLoss):
+        det.train(inf, seed=0, schedule="proxy")
+    out = det.train(nan_loss, seed=0, schedule="proxy", stop_on_invalid=False)
+    assert set(out) == {"map", "map50"}
+
+
+@pytest.mark.parametrize("which", ["det", "seg"])
+def test_sample_metric_survives_non_finite_outputs(which, det, seg, det_batch, seg_batch):
+    task, batch = (det, det_batch) if which == "det" else (seg, seg_batch)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        raw = {k: torch.full_like(t, bad) for k, t in batch.raw.items()}
+        for metric in task.metrics:
+            m = task.sample_metric(raw, batch.target, metric)
+            assert m.shape == (3,) and torch.isfinite(m).all()
+
+
+def test_training_is_deterministic(det):
+    a = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
+    b = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
+    assert a == b
