@@ -415,19 +415,21 @@ def search(
     if study is None:
         study = Path(tempfile.mkdtemp(prefix="autoloss-zero-")) / "study.db"
     path = Path(study)
+    stored = None
+    if path.exists() and path.stat().st_size:
+        with StudyReader(path) as r:
+            stored = SearchConfig.from_dict(r.meta()["config"])
+    effective = config or stored or SearchConfig()
     if isinstance(task, str):
-        options = config.task_options if config is not None else {}
-        if not config and path.exists() and path.stat().st_size:
-            with StudyReader(path) as r:
-                options = r.meta()["config"].get("task_options", {})
-        task = get_task(task, **options)
+        task = get_task(task, **effective.task_options)
     metric = task.check_metric(metric or task.metrics[0])
+    evo = Evolution(task, metric, None, effective, device)  # bad options fail before any write
     db, config = _open_study(path, task, metric, config, budget)
+    evo.study = db
     own_engine = not isinstance(engine, Engine)
     threads = torch.get_num_threads()
     configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
-        evo = Evolution(task, metric, db, config, device)
         rerun = evo.load()
         job_args = dict(
             task=task_id(task), task_options=task.config, metric=metric,

@@ -128,12 +128,23 @@ def detection_leaves(raw, target) -> dict[str, dict[str, torch.Tensor]]:
 # Baselines (over raw outputs and targets, no sample dim)
 
 
-def _ce_terms(raw, target) -> torch.Tensor:
-    rpn = F.binary_cross_entropy_with_logits(raw["rpn_logits"],
-                                             target["rpn_labels"].to(raw["rpn_logits"].dtype))
+def _ce_rpn(raw, target) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(raw["rpn_logits"],
+                                              target["rpn_labels"].to(raw["rpn_logits"].dtype))
+
+
+def _ce_rcnn(raw, target) -> torch.Tensor:
     logits = raw["rcnn_logits"]
-    rcnn = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target["rcnn_labels"].reshape(-1))
-    return rpn + rcnn
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target["rcnn_labels"].reshape(-1))
+
+
+def _ce_terms(raw, target) -> torch.Tensor:
+    return _ce_rpn(raw, target) + _ce_rcnn(raw, target)
+
+
+def _ce_mask(raw, target) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(
+        raw["mask_logits"], target["mask_targets"].to(raw["mask_logits"].dtype))
 
 
 def _l1(raw, target, stage: str) -> torch.Tensor:
@@ -172,6 +183,20 @@ def detection_baseline(name: str):
         return _ce_terms(raw, target) + reg(raw, target, "rpn") + reg(raw, target, "rcnn")
 
     return loss
+
+
+REGRESSION_LOSSES = {"l1": _l1, "iou": _box_loss("iou"), "giou": _box_loss("giou")}
+
+
+def branch_baseline(branch: str, name: str):
+    """One branch's handcrafted loss, for ``--fix BRANCH=ID``: ``ce`` for cls_rpn,
+    cls_rcnn and mask; ``l1``, ``iou`` or ``giou`` for reg_rpn and reg_rcnn."""
+    if branch in ("cls_rpn", "cls_rcnn", "mask") and name == "ce":
+        return {"cls_rpn": _ce_rpn, "cls_rcnn": _ce_rcnn, "mask": _ce_mask}[branch]
+    if branch in ("reg_rpn", "reg_rcnn") and name in REGRESSION_LOSSES:
+        reg, stage = REGRESSION_LOSSES[name], branch[4:]
+        return lambda raw, target: reg(raw, target, stage)
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -269,6 +294,14 @@ class DetectionTask(Task):
     # -- branches -------------------------------------------------------------------
     def branch_inputs(self, raw, target):
         return detection_leaves(raw, target)
+
+    def branch_baseline(self, branch: str, name: str):
+        fn = branch_baseline(branch, name) if branch in self.branch_names else None
+        if fn is None:
+            raise TaskError(f"no baseline {name!r} for branch {branch!r} of task {self.name} "
+                            "(ce for cls_rpn, cls_rcnn, mask; l1, iou, giou for reg_rpn, "
+                            "reg_rcnn)")
+        return fn
 
     def baseline(self, name: str):
         fn = detection_baseline(name)
@@ -438,10 +471,7 @@ class InstanceSegmentationTask(DetectionTask):
         det = super().baseline(name)
 
         def loss(raw, target):
-            m = F.binary_cross_entropy_with_logits(
-                raw["mask_logits"], target["mask_targets"].to(raw["mask_logits"].dtype)
-            )
-            return det(raw, target) + m
+            return det(raw, target) + _ce_mask(raw, target)
 
         return loss
 
