@@ -11,6 +11,7 @@ SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --
 $PY benchmarks/bench_generation.py --seconds 5
 $PY -m autoloss_zero bench rejection --task segmentation --seconds 60 --json > benchmarks/results/rejection-segmentation.json
 $PY -m autoloss_zero bench rejection --task classification --seconds 60 --json > benchmarks/results/rejection-classification.json
+$PY -m autoloss_zero bench rejection --task detection --seconds 60 --json > benchmarks/results/rejection-detection.json
 $PY benchmarks/bench_engines.py --evaluations 16
 
 # Choosing eta
@@ -22,7 +23,9 @@ $PY benchmarks/search_and_compare.py --task classification --metric accuracy --b
 $PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-miou --runs results/segmentation.runs.jsonl
 $PY benchmarks/search_and_compare.py --task segmentation --metric bf1 --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-bf1 --runs results/segmentation.runs.jsonl
 $PY benchmarks/search_and_compare.py --task pose --metric ap --budget 60 --seeds 3 --top 2 --baseline mse --workers 2 --out results/pose-ap
-for metric in fwiou gacc macc biou; do
+$PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/detection-map
+$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 40 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/instance-segmentation-map
+for metric in macc biou fwiou gacc; do
   $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 60 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
 done
 
