@@ -252,6 +252,30 @@ def take(obj: Any, idx) -> Any:
     return tree_map(lambda t: t[idx], obj)
 
 
+def batch_indices(seed: int, n: int, batch_size: int, steps: int) -> Iterator[torch.Tensor]:
+    """Mini-batch indices for ``steps`` steps: epochs of a seeded permutation of n items."""
+    rng = np.random.default_rng([seed, 11])
+    order, pos = rng.permutation(n), 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            order, pos = rng.permutation(n), 0
+        yield torch.as_tensor(order[pos : pos + batch_size])
+        pos += batch_size
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
+                   stop_on_invalid: bool = True, deadline: float | None = None) -> None:
+    """One guarded update: :class:`InvalidLoss` at a NaN/Inf loss (when asked), then
+    backward and step, then ``TimeoutError`` past the ``time.monotonic()`` deadline."""
+    if stop_on_invalid and not bool(torch.isfinite(loss)):
+        raise InvalidLoss(step)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(f"training passed its deadline at step {step}")
+
+
 @contextmanager
 def seeded(seed: int):
     """A context in which torch's global RNG (used by nn.Module init) is seeded."""
@@ -361,28 +385,13 @@ class SupervisedTask(Task):
             raise TaskError(f"unknown lr_schedule {self.config['lr_schedule']!r}")
         cosine = self.config["lr_schedule"] == "cosine"
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
-        rng = np.random.default_rng([seed, 11])
-        n = len(x)
-        order = rng.permutation(n)
-        pos = 0
         model.train()
-        for step in range(steps):
-            if pos + bs > n:
-                order, pos = rng.permutation(n), 0
-            idx = torch.as_tensor(order[pos : pos + bs])
-            pos += bs
+        for step, idx in enumerate(batch_indices(seed, len(x), bs, steps)):
             raw = self.predict(model, x[idx].to(device))
             tgt = tree_map(lambda t: t.to(device), take(target, idx))
-            loss = loss_fn(raw, tgt)
-            if stop_on_invalid and not bool(torch.isfinite(loss)):
-                raise InvalidLoss(step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss_fn(raw, tgt), step, stop_on_invalid, deadline)
             if sched is not None:
                 sched.step()
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"training passed its deadline at step {step}")
         model.eval()
         split = "val" if schedule == "proxy" else "test"
         out = self.split_metrics(self._iterate(model, split, device))

@@ -43,7 +43,6 @@ cannot reproduce from ``(logits, labels)``; a searched loss is used through
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,7 +56,17 @@ from ..metrics.detection import (
     per_class_ap_inputs,
     thresholds_of,
 )
-from .base import Branch, InvalidLoss, ScreeningBatch, Task, TaskError, seeded, take, tree_map
+from .base import (
+    Branch,
+    ScreeningBatch,
+    Task,
+    TaskError,
+    batch_indices,
+    optimizer_step,
+    seeded,
+    take,
+    tree_map,
+)
 from .canvas import compose
 from .detector import Detector, DetectorConfig, SamplingConfig, detect, training_outputs
 from .detector.boxes import (
@@ -392,28 +401,16 @@ class DetectionTask(Task):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         gen = torch.Generator(device=device).manual_seed(int(seed))
-        rng = np.random.default_rng([seed, 11])
-        bs, n = int(self.config["batch_size"]), len(x)
-        order, pos = rng.permutation(n), 0
+        bs = int(self.config["batch_size"])
         model.train()
-        for step in range(steps):
-            if pos + bs > n:
-                order, pos = rng.permutation(n), 0
-            idx = torch.as_tensor(order[pos : pos + bs])
-            pos += bs
+        for step, idx in enumerate(batch_indices(seed, len(x), bs, steps)):
             gt_b = tree_map(lambda t: t.to(device), take(gt, idx))
             raw, target = training_outputs(model, x[idx].to(device), gt_b, self.sampling, gen)
             loss = loss_fn(raw, target)
-            if stop_on_invalid and not bool(torch.isfinite(loss)):
-                raise InvalidLoss(step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss, step, stop_on_invalid, deadline)
             sched.step()
             if log is not None:
                 log(step, float(loss.detach()))
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"training passed its deadline at step {step}")
         model.eval()
         return model
 
