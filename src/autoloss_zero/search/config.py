@@ -83,10 +83,14 @@ class EvaluationConfig:
     """Seconds one proxy training may take before it is killed and marked failed (0: none)."""
     retries: int = 2
     """Re-runs of an evaluation whose worker died before it is marked failed."""
+    ahead: int = 1
+    """Candidates made ahead of a free worker, so that workers never wait for the driver
+    to screen the next one (the child is then made before the latest result is in, as
+    with any asynchronous evolution)."""
 
     def __post_init__(self):
-        if self.timeout < 0 or self.retries < 0:
-            raise ConfigError("evaluation.timeout and .retries must be >= 0")
+        if self.timeout < 0 or self.retries < 0 or self.ahead < 0:
+            raise ConfigError("evaluation.timeout, .retries and .ahead must be >= 0")
 
 
 @dataclass

@@ -42,9 +42,6 @@ class Engine(ABC):
     def pending(self) -> int:
         """Jobs submitted and not yet returned."""
 
-    def free(self) -> int:
-        return max(0, self.slots - self.pending)
-
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -351,7 +351,8 @@ def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None
 
 
 def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidate],
-               job_args: dict, progress=None, time_limit: float | None = None) -> None:
+               job_args: dict, progress=None, time_limit: float | None = None,
+               ahead: int = 0) -> None:
     t_start = time.perf_counter()
     base_wall = evo.stats.wall_s
 
@@ -361,12 +362,14 @@ def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidat
     def out_of_time() -> bool:
         return time_limit is not None and time.perf_counter() - t_start > time_limit
 
+    evo.stats.extra["slots"] = engine.slots
     for row in rerun:
         submit(row)
     while True:
         if out_of_time():
             break  # trainings in flight stay 'running' in the study: resume re-runs them
-        while engine.free() > 0 and evo.started < budget and not out_of_time():
+        while (engine.pending < engine.slots + ahead and evo.started < budget
+               and not out_of_time()):
             row = evo.produce()
             if row is not None:
                 submit(row)
@@ -441,7 +444,8 @@ def search(
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
         try:
-            _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit)
+            _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
+                       config.evaluation.ahead)
         finally:
             if own_engine:
                 engine.close()
