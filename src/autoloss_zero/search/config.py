@@ -45,9 +45,10 @@ class ScreeningConfig:
     enabled: bool = True
     samples: int = 5
     """B: screening samples (one image for dense tasks, one mini-batch for classification)."""
-    steps: int = 20
-    """Adam steps on the raw predictions."""
-    lr: float = 0.1
+    steps: int = 10
+    """Adam steps on the raw predictions (10 at lr 0.2 gave the verdicts of 20 at lr 0.1 on
+    99.8-100% of candidates of three tasks, at half the cost)."""
+    lr: float = 0.2
     """Adam learning rate on the raw predictions."""
     eta: float = 0.1
     """Reject when the mean metric gain g < eta (in metric units, metrics in [0, 1]).
