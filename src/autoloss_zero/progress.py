@@ -6,6 +6,7 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 
 class SearchProgress:
@@ -15,12 +16,14 @@ class SearchProgress:
         self.enabled = enabled
         self._progress = Progress(
             TextColumn("[bold]evaluations"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[line]}"),
+            TextColumn("{task.fields[line]}",
+                       table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
             console=console or Console(stderr=True),
             transient=False,
+            expand=True,
             disable=not enabled,
         )
         self._task = None
@@ -43,10 +46,8 @@ class SearchProgress:
         s = evo.stats
         best = evo.best
         best_text = "-" if best is None else f"{best.score:.4f} {best.formula}"
-        if len(best_text) > 70:
-            best_text = best_text[:67] + "..."
-        line = (f"screened {s.screened}  rejected {s.rejected}  duplicates {s.duplicates}"
-                f"  | best {best_text}")
+        line = (f"screened {s.screened} rejected {s.rejected} duplicates {s.duplicates}"
+                f" | best {best_text}")
         done = sum(1 for st in evo.status.values() if st in ("evaluated", "invalid", "failed"))
         if self._task is None:
             self._task = self._progress.add_task("search", total=budget, line=line)
