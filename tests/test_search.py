@@ -189,3 +189,14 @@ def test_operator_subsets_and_user_operators(tmp_path, tests_on_path):
         assert r.counts()["failed"] == 0  # workers rebuilt the operator set
     module = az.load_loss(tmp_path / "o.db")
     assert torch.isfinite(module(torch.randn(4, 10), torch.randint(0, 10, (4,))))
+
+
+def test_screening_errors_are_recorded_and_stop_clearly(tmp_path, tests_on_path):
+    from autoloss_zero.search.evolution import SearchError
+
+    cfg = tiny_config()
+    cfg.screening.max_tries = 30
+    with pytest.raises(SearchError, match="no candidate passed screening in 30 tries.*"
+                                          "screening raised KeyError"):
+        az.search("user_tasks:BrokenScreeningTask", "accuracy", 2, tmp_path / "b.db", cfg,
+                  workers=1)

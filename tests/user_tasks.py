@@ -22,3 +22,12 @@ class SlowTask(ClassificationTask):
 
         time.sleep(600)
         return {"accuracy": 0.0}
+
+
+class BrokenScreeningTask(ClassificationTask):
+    """Its branch transform raises for every candidate: screening cannot pass."""
+
+    name = "broken-screening"
+
+    def branch_inputs(self, raw, target):
+        raise KeyError("no such output")

@@ -38,7 +38,7 @@ from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
 from .rejection import ACCEPTED, REJECTED, SETTLED, Screener
 from .study import STARTED, Candidate, Study, StudyError, StudyReader
-from .worker import configure_torch, import_operator_modules, make_job
+from .worker import configure_torch, import_operator_modules, make_job, one_line
 
 
 class SearchError(RuntimeError):
@@ -114,6 +114,7 @@ class Evolution:
         self.tries = 0
         self.stats = Stats()
         self.best: Candidate | None = None
+        self.last_error: str | None = None
         self._screener: Screener | None = None
 
     # -- helpers ----------------------------------------------------------------
@@ -218,7 +219,12 @@ class Evolution:
             row.status = "running"
             return
         lookup = self.index.by_gradient if eq else None
-        res = self.screener.screen(loss, lookup)
+        try:
+            res = self.screener.screen(loss, lookup)
+        except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
+            row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
+            self.last_error = row.reason
+            return
         self.stats.screened += 1
         self.stats.screen_s += res.seconds
         self.stats.shortcuts += res.shortcut
@@ -244,9 +250,10 @@ class Evolution:
         max_tries = self.config.screening.max_tries
         while True:
             if self.tries >= max_tries:
+                last = f"; last error: {self.last_error}" if self.last_error else ""
                 raise SearchError(
                     f"no candidate passed screening in {max_tries} tries in a row "
-                    "(raise screening.max_tries or lower screening.eta)"
+                    f"(raise screening.max_tries or lower screening.eta){last}"
                 )
             self.tries += 1
             loss, label = self.maker.random(rng) if parent is None else self.maker.child(
