@@ -131,3 +131,24 @@ def test_search_show_export_and_resume(tmp_path):
     assert js["formula"] == data["losses"][0]["formula"]
     line = one_line_error(cli("export", study, "--rank", 99))
     assert "no rank 99" in line
+
+
+def test_compare_json_and_resume(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_TOML.replace("proxy_steps = 5", "proxy_steps = 5\nfull_steps = 8"))
+    runs = tmp_path / "runs.jsonl"
+    args = ["compare", "--task", "classification", "--loss", "ce", "--loss",
+            "Neg(Mul(y, Log(yhat)))", "--seeds", 2, "--config", cfg, "--results", runs,
+            "--workers", 2, "--json"]
+    out = cli(*args)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["seeds"] == 2 and data["metrics"] == ["accuracy"]
+    rows = {r["loss"]: r for r in data["losses"]}
+    assert len(rows["ce"]["metrics"]["accuracy"]["values"]) == 2
+    assert len(runs.read_text().splitlines()) == 4
+    again = cli(*args)  # every run is reused from the results file
+    assert json.loads(again.stdout)["losses"] == data["losses"]
+    assert len(runs.read_text().splitlines()) == 4
+    line = one_line_error(cli("compare", "--task", "classification", "--loss", "Foo(y)"))
+    assert "unknown operator 'Foo'" in line

@@ -309,10 +309,15 @@ def compare(
     device: Annotated[Device, typer.Option()] = Device.cpu,
     results: Annotated[Path | None, typer.Option(
         help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="TOML config: its [task_options] are passed to the task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Re-train with each loss over seeds; every metric of the task, mean and std."""
     from .compare import compare as run_compare
+    from .search.config import SearchConfig
+
+    options = SearchConfig.from_toml(config).task_options if config else {}
 
     def progress(done, total, rec):
         if not as_json:
@@ -321,7 +326,7 @@ def compare(
                        f"{rec['status']} {m}", err=True)
 
     res = run_compare(task, loss, seeds, variant, schedule.value, workers, device.value,
-                      results, progress=progress)
+                      results, progress=progress, task_options=options)
     if as_json:
         _echo_json(res.to_dict())
         return

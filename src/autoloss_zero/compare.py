@@ -107,13 +107,14 @@ def compare(
     results: str | Path | None = None,
     engine: Engine | None = None,
     progress=None,
+    task_options: dict | None = None,
 ) -> Comparison:
     """Train every loss with ``seeds`` seeds and collect every metric (mean, std)."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     if not losses:
         raise ValueError("give at least one loss to compare")
-    base = get_task(task) if isinstance(task, str) else task
+    base = get_task(task, **(task_options or {})) if isinstance(task, str) else task
     t = base.with_variant(variant)
     specs = [resolve(t, s) for s in losses]
     done: dict[str, dict] = {}
