@@ -98,6 +98,10 @@ def export_text(study: str | Path, fmt: str, rank: int = 1) -> str:
             f"Task: {sl.meta['task']}, metric: {sl.meta['metric']} = {c.score:.4f} "
             f"(proxy training)\nFormula: {c.formula}"
         )
-        return to_python(sl.loss, sl.operators, header=header,
-                         transform=sl.task.export_transform())
+        transform = sl.task.export_transform()
+        if transform is None:
+            header += ("\n\nThis task's branch inputs depend on its model internals (e.g. "
+                       "anchors and proposals), so\nforward() takes the leaf tensors: "
+                       "{branch: {leaf: tensor}}; see the task's branch_inputs().")
+        return to_python(sl.loss, sl.operators, header=header, transform=transform)
     raise ValueError(f"unknown export format {fmt!r} (python, latex or json)")
