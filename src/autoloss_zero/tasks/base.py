@@ -270,7 +270,8 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
     if stop_on_invalid and not bool(torch.isfinite(loss)):
         raise InvalidLoss(step)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if loss.requires_grad:  # a loss constant in the parameters trains nothing, for as long
+        loss.backward()
     opt.step()
     if deadline is not None and time.monotonic() > deadline:
         raise TimeoutError(f"training passed its deadline at step {step}")
