@@ -152,3 +152,27 @@ def test_compare_json_and_resume(tmp_path):
     assert len(runs.read_text().splitlines()) == 4
     line = one_line_error(cli("compare", "--task", "classification", "--loss", "Foo(y)"))
     assert "unknown operator 'Foo'" in line
+
+
+def test_plot_and_report(tmp_path):
+    from conftest import tiny_config
+
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    az.search("classification", "accuracy", 4, a, tiny_config(0), workers=1).close()
+    az.search("classification", "accuracy", 4, b, tiny_config(1), workers=1).close()
+    png = tmp_path / "out" / "progress.png"
+    assert cli("plot", a, b, "-o", png).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    md = tmp_path / "out" / "report.md"
+    out = cli("report", a, b, "-o", md)
+    assert out.returncode == 0, out.stderr
+    text = md.read_text()
+    assert "![search progress](report.png)" in text and (tmp_path / "out" / "report.png").exists()
+    assert text.count("| rank | accuracy | formula | LaTeX |") == 2
+    assert "Time per stage: screening" in text and "| candidates | screened |" in text
+    from autoloss_zero.report import top_k_curve
+    from autoloss_zero.search.study import StudyReader
+
+    with StudyReader(a) as r:
+        xs, ys = top_k_curve(r)
+    assert xs == list(range(1, len(xs) + 1)) and len(xs) == 4
