@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -50,3 +51,19 @@ def tests_on_path(monkeypatch):
     monkeypatch.syspath_prepend(here)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([here, *sys.path]))
     return here
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory):
+    """A fresh dataset cache for one test module (generated data is not shared)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOLOSS_ZERO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def load_module(path, name="exported_loss"):
+    """Import a generated Python file (an exported loss)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import autoloss_zero as az
+from conftest import load_module
 
 TINY_TOML = """
 seed = 0
@@ -91,13 +91,6 @@ def test_tasks_json():
     assert rows["classification"]["branches"] == {"loss": ["yhat", "y", "1"]}
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location("exported", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_search_show_export_and_resume(tmp_path):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY_TOML)
@@ -121,7 +114,7 @@ def test_search_show_export_and_resume(tmp_path):
     # exports
     py = tmp_path / "loss.py"
     assert cli("export", study, "--format", "python", "-o", py).returncode == 0
-    mod = _load(py)
+    mod = load_module(py)
     logits, labels = torch.randn(16, 10), torch.randint(0, 10, (16,))
     exported = mod.SearchedLoss()(logits, labels)
     torch.testing.assert_close(exported, az.load_loss(study)(logits, labels))

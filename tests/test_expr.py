@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +12,7 @@ import autoloss_zero as az
 from autoloss_zero.expr import Expr, Loss, MutationConfig, get_operators, make_operator, to_python
 from autoloss_zero.expr.mutate import offspring_with_label
 from autoloss_zero.expr.tree import node_depth
+from conftest import load_module
 
 OPS = get_operators()
 LEAVES = ("yhat", "y", "1")
@@ -346,13 +345,6 @@ def test_user_operator_validation():
 # -- symbolic side -------------------------------------------------------------------
 
 
-def _load_module(path):
-    spec = importlib.util.spec_from_file_location("exported_loss", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_standalone_export_equals_module(tmp_path):
     rng = np.random.default_rng(2)
     yhat = torch.tensor(rng.random((2, 3, 5, 4)))
@@ -362,7 +354,7 @@ def test_standalone_export_equals_module(tmp_path):
         e = random_tree(seed)
         path = tmp_path / f"loss_{seed}.py"
         path.write_text(to_python(e))
-        mod = _load_module(path)
+        mod = load_module(path)
         a = mod.SearchedLoss()(yhat, y)
         b = e.to_module()(yhat, y)
         torch.testing.assert_close(a, b, equal_nan=True, rtol=1e-12, atol=0)
@@ -373,7 +365,7 @@ def test_standalone_export_equals_module(tmp_path):
     path = tmp_path / "multi.py"
     path.write_text(to_python(loss))
     inputs = {"cls": {"yhat": yhat, "y": y}, "reg": {"i": yhat[:, :1, 0, 0], "u": y[:, :1, 0, 0]}}
-    torch.testing.assert_close(_load_module(path).SearchedLoss()(inputs), loss.to_module()(inputs))
+    torch.testing.assert_close(load_module(path).SearchedLoss()(inputs), loss.to_module()(inputs))
 
 
 @settings(max_examples=2000, deadline=None)

@@ -13,11 +13,7 @@ TINY = dict(train_items=24, val_items=6, test_items=6, width=4, proxy_steps=3, f
             batch_size=4, eval_batch=4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AUTOLOSS_ZERO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture(scope="module")

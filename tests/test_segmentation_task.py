@@ -1,6 +1,5 @@
 """The segmentation task at tiny sizes: data, leaves, screening, training, baselines."""
 
-import importlib.util
 import math
 
 import pytest
@@ -9,16 +8,13 @@ import torch
 from autoloss_zero import parse
 from autoloss_zero.tasks import InvalidLoss, get_task
 from autoloss_zero.tasks.segmentation import NUM_CLASSES, SegmentationTask
+from conftest import load_module
 
 TINY = dict(train_items=24, val_items=6, test_items=6, width=8, proxy_steps=3, full_steps=4,
             batch_size=4, eval_batch=4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AUTOLOSS_ZERO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +112,7 @@ def test_the_exported_transform_equals_branch_inputs(task, tmp_path):
     assert signature == "logits, labels"
     path = tmp_path / "transform.py"
     path.write_text("import torch\nimport torch.nn.functional as F\n\n\n" + source + "\n")
-    spec = importlib.util.spec_from_file_location("transform", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(path, "transform")
     raw = torch.randn(2, NUM_CLASSES, 8, 8)
     labels = torch.randint(0, NUM_CLASSES, (2, 8, 8))
     ours = task.branch_inputs(raw, labels)["loss"]
