@@ -176,6 +176,7 @@ class Evolution:
         saved = self.study.meta().get("stats") or {}
         for name in ("screen_s", "driver_s", "wall_s", "shortcuts"):
             setattr(self.stats, name, saved.get(name, 0))
+        self.stats.extra.update(saved.get("extra") or {})
         self.next_step = max((r.step for r in rows), default=-1) + 1
         self.next_id = self.study.next_id()
         return [r for r in rows if r.status == "running"]
