@@ -36,6 +36,16 @@ def test_serial_search_is_reproducible(tmp_path):
         assert rows_key(c) != rows_key(a)
 
 
+def test_common_seed_trains_every_candidate_with_one_seed(tmp_path):
+    cfg = tiny_config()
+    cfg.evaluation.common_seed = True
+    with az.search("classification", "accuracy", 4, tmp_path / "c.db", cfg, workers=1) as r:
+        seeds = {c.seed for c in r.candidates() if c.status in ("evaluated", "invalid")}
+    assert len(seeds) == 1
+    with run(tmp_path / "d.db", budget=4) as r:  # default: one seed per training
+        assert len({c.seed for c in r.candidates() if c.status == "evaluated"}) > 1
+
+
 def test_budget_extends_and_config_mismatch_is_refused(tmp_path, examples_on_path):
     path = tmp_path / "s.db"
     run(path, budget=3).close()

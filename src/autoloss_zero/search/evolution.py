@@ -276,7 +276,9 @@ class Evolution:
             self.initial += 1
         self.next_step = k + 1
         if row.status == "running":
-            row.seed = derive_seed(self.config.seed, k, 1)
+            row.seed = (derive_seed(self.config.seed, 0, 2)
+                        if self.config.evaluation.common_seed
+                        else derive_seed(self.config.seed, k, 1))
             self.rows[row.id] = row
             self.losses[row.id] = loss
             self.started += 1
