@@ -10,8 +10,8 @@ SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --
 # Micro-benchmarks
 $PY benchmarks/bench_generation.py --seconds 5
 $PY -m autoloss_zero bench rejection --task segmentation --seconds 60 --json > benchmarks/results/rejection-segmentation.json
-$PY -m autoloss_zero bench rejection --task classification --seconds 60 --json > benchmarks/results/rejection-classification.json
-$PY -m autoloss_zero bench rejection --task detection --seconds 60 --json > benchmarks/results/rejection-detection.json
+$PY -m autoloss_zero bench rejection --task classification --seconds 30 --json > benchmarks/results/rejection-classification.json
+$PY -m autoloss_zero bench rejection --task detection --seconds 30 --json > benchmarks/results/rejection-detection.json
 $PY benchmarks/bench_engines.py --evaluations 16
 
 # Choosing eta
@@ -22,14 +22,20 @@ $PY benchmarks/screening_validity.py --task segmentation --metric miou --per-buc
 $PY benchmarks/search_and_compare.py --task classification --metric accuracy --budget 100 --seeds 3 --top 2 --baseline ce --baseline focal --workers 1 --out results/classification-accuracy
 $PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-miou --runs results/segmentation.runs.jsonl
 $PY benchmarks/search_and_compare.py --task segmentation --metric bf1 --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-bf1 --runs results/segmentation.runs.jsonl
-$PY benchmarks/search_and_compare.py --task pose --metric ap --budget 60 --seeds 3 --top 2 --baseline mse --workers 2 --out results/pose-ap
-$PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/detection-map
-$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 40 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/instance-segmentation-map
+# Proxy fidelity: does the proxy rank losses like the full schedule?
+$PY benchmarks/proxy_fidelity.py --task segmentation --seeds 3 --loss ce --loss wce --loss dice --loss lovasz --loss dpce --loss ssim --loss focal --loss 'study:results/segmentation-miou.db#1' --loss 'study:results/segmentation-miou.db#2' --loss 'study:results/segmentation-bf1.db#1' --loss 'study:results/segmentation-bf1.db#2' --workers 2 --runs results/segmentation.runs.jsonl --out results/segmentation-proxy-fidelity
+$PY benchmarks/proxy_fidelity.py --task segmentation --seeds 2 --loss ce --loss dice --loss lovasz --loss dpce --loss focal --loss 'study:results/segmentation-miou.db#1' --loss 'study:results/segmentation-bf1.db#1' --proxy-steps 1000 --workers 2 --runs results/segmentation.runs.jsonl --out results/segmentation-proxy-fidelity-1000
+$PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 40 --config benchmarks/configs/segmentation-proxy1000.toml --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-miou-proxy1000 --runs results/segmentation.runs.jsonl
+$PY benchmarks/search_overhead.py results/segmentation-bf1.db results/segmentation-miou.db --slots 2 --out benchmarks/results/overhead-segmentation.json
+
+$PY benchmarks/search_and_compare.py --task pose --metric ap --budget 40 --seeds 3 --top 1 --baseline mse --workers 2 --out results/pose-ap
+$PY benchmarks/search_and_compare.py --task detection --metric map --budget 30 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/detection-map
+$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 12 --seeds 2 --top 1 --baseline ce+l1 --workers 2 --out results/instance-segmentation-map
 for metric in macc biou fwiou gacc; do
   $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 60 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
 done
 
 # Ablations (Tables 7 and 8 in miniature)
-$PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 10
+$PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 2.5
 $PY benchmarks/table7_random_search.py --task segmentation --metric miou --budget 60 --seeds 3
 $PY benchmarks/table2.py > results/segmentation-table2.md
