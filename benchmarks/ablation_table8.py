@@ -81,7 +81,7 @@ def main() -> None:
                                      "best": board[0].score if board else None}
             done_flag.write_text(json.dumps(res))
         res = json.loads(done_flag.read_text())
-        res["per_hour"] = res["explored"] / (60 * args.minutes) * 60
+        res["per_hour"] = res["explored"] / args.minutes * 60
         rows.append((key, label, res))
     base = rows[0][2]["per_hour"]
     table = []
