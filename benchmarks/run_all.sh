@@ -30,7 +30,7 @@ $PY benchmarks/search_overhead.py results/segmentation-bf1.db results/segmentati
 
 $PY benchmarks/search_and_compare.py --task pose --metric ap --budget 40 --seeds 3 --top 1 --baseline mse --workers 2 --out results/pose-ap
 $PY benchmarks/search_and_compare.py --task detection --metric map --budget 30 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/detection-map
-$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 12 --seeds 2 --top 1 --baseline ce+l1 --workers 2 --out results/instance-segmentation-map
+$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 12 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/instance-segmentation-map
 for metric in macc biou fwiou gacc; do
   $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 60 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
 done
