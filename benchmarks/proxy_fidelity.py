@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import sys
-import time
 from pathlib import Path
 
+from provenance import provenance
 from scipy.stats import kendalltau, spearmanr
 
 from autoloss_zero.compare import compare
@@ -67,14 +63,12 @@ def main() -> None:
             agreement[label][m] = {"kendall_tau": float(kendalltau(xs, ys).statistic),
                                    "spearman_rho": float(spearmanr(xs, ys).statistic),
                                    "losses": len(pairs)}
-    report = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "date": time.strftime("%Y-%m-%d %H:%M"), "task": args.task,
-              "tables": tables, "agreement": agreement}
+    report = {**provenance(), "task": args.task, "tables": tables, "agreement": agreement}
     out = Path(args.out)
+    text = markdown(report, metrics)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    out.with_suffix(".md").write_text(markdown(report, metrics))
-    print(out.with_suffix(".md").read_text())
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def markdown(report: dict, metrics: list[str]) -> str:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
+
+from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
@@ -68,9 +66,7 @@ def main() -> None:
         tables[name] = res.to_dict()
     task = az.get_task(args.task)
     report = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **provenance(),
         "task": args.task, "metric": args.metric, "budget": args.budget,
         "evaluations": started, "counts": counts, "search_stats": stats,
         "search_wall_s_this_call": search_s,
