@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from autoloss_zero import get_operators, get_task, parse
+from autoloss_zero.expr.symbolic import to_latex
+
 METRICS = ("miou", "fwiou", "gacc", "macc", "biou", "bf1")
 ROOT = Path(__file__).resolve().parents[1] / "results"
 
@@ -35,7 +38,8 @@ def main() -> None:
         for row in rows:
             if row["loss"].startswith("study:"):
                 if row["loss"].endswith("#1"):
-                    searched.append((metric, row, rep["date"]))
+                    when = f"{rep['evaluations']} proxy trainings, {rep['date']}"
+                    searched.append((metric, row, when))
             else:
                 baselines.setdefault(row["loss"], row)
     lines = ["Segmentation (64x64 animal-silhouette canvases, small encoder-decoder), re-trained "
@@ -48,9 +52,13 @@ def main() -> None:
     for metric, row, _ in searched:
         lines.append(f"| searched for {metric} | " + " | ".join(
             cell(row["metrics"].get(m), m == metric) for m in METRICS) + " |")
-    lines += ["", "Formulas of the searched losses:", ""]
+    lines += ["", "Formulas of the searched losses (as in the paper's Appendix B; the loss is "
+              "the mean of the expression over pixels and classes, Eq. 2):", ""]
+    leaves, ops = get_task("segmentation").leaf_spec()["loss"], get_operators()
     for metric, row, date in searched:
-        lines.append(f"- {metric} ({date}): `{row['formula']}`")
+        tex = to_latex(parse(row["formula"], leaves=leaves, operators=ops), ops)
+        lines.append(f"- {metric} ({date}): `{row['formula']}`  ")
+        lines.append(f"  $\\mathcal{{L}}_{{\\mathrm{{{metric}}}}} = {tex}$")
     print("\n".join(lines))
 
 

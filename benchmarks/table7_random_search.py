@@ -1,34 +1,44 @@
 """The paper's Table 7 in miniature: random search vs AutoLoss-Zero, same evaluations.
 
-Three searches with the same budget (proxy trainings) and seed:
+Four searches with the same budget (proxy trainings) and seed:
 
-- random search without the rejection protocol (every random loss is trained);
+- random search, nothing filtered (every random loss is trained: the paper's random search);
+- random search with only the gradient-equivalence check on, whose gradient computation
+  drops losses that cannot train at all (no dependence on the prediction, NaN/Inf or zero
+  gradient) and reuses the scores of equivalent ones;
 - random search with the rejection protocol (random losses that pass screening);
 - AutoLoss-Zero (evolution + rejection + equivalence check).
 
 The best loss of each is then re-trained with the full schedule over seeds, next to
 cross-entropy. Both stages resume (study files and a JSON-lines file of runs).
 
-    python benchmarks/table7_random_search.py --task segmentation --metric miou --budget 60
+    python benchmarks/table7_random_search.py --task segmentation --metric miou --budget 40 \
+        --runs results/segmentation.runs.jsonl
+
+Also draws the paper's Figure 4 for the three searches (mean of the top-5 proxy scores vs
+evaluations) next to the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import time
 from pathlib import Path
+
+from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
+from autoloss_zero.report import plot_studies
 from autoloss_zero.search.config import SearchConfig
 
 VARIANTS = [
-    ("random", "Random search", dict(strategy="random", screening=False)),
-    ("random-rejection", "Random search + rejection", dict(strategy="random", screening=True)),
-    ("autoloss-zero", "AutoLoss-Zero", dict(strategy="evolution", screening=True)),
+    ("random-pure", "Random search", dict(strategy="random", screening=False, eq=False)),
+    ("random", "Random search + equivalence check",
+     dict(strategy="random", screening=False, eq=True)),
+    ("random-rejection", "Random search + rejection + equivalence",
+     dict(strategy="random", screening=True, eq=True)),
+    ("autoloss-zero", "AutoLoss-Zero", dict(strategy="evolution", screening=True, eq=True)),
 ]
 
 
@@ -41,14 +51,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline", default="ce")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--config", default=None, help="TOML search config shared by the three")
+    ap.add_argument("--runs", default=None, help="JSON-lines file of finished re-trainings "
+                    "shared with other scripts (baselines are trained once)")
     args = ap.parse_args()
     root = Path(__file__).parent / "results"
     folder = root / f"table7-{args.task}-{args.metric}"
     folder.mkdir(parents=True, exist_ok=True)
     searches = {}
     for key, label, flags in VARIANTS:
-        cfg = SearchConfig(seed=args.seed, strategy=flags["strategy"])
+        cfg = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
+        cfg.seed, cfg.strategy = args.seed, flags["strategy"]
         cfg.screening.enabled = flags["screening"]
+        cfg.equivalence.enabled = flags["eq"]
         study = folder / f"{key}.db"
         with az.search(args.task, args.metric, args.budget, study, cfg,
                        workers=args.workers) as r:
@@ -59,8 +74,10 @@ def main() -> None:
                              "best_proxy_score": board[0].score if board else None}
     losses = [args.baseline] + [f"study:{s['study']}#1" for s in searches.values()
                                 if s["best_formula"]]
+    options = cfg.task_options or None
     res = compare(args.task, losses, args.seeds, None, "full", args.workers,
-                  results=folder / "runs.jsonl")
+                  results=Path(args.runs) if args.runs else folder / "runs.jsonl",
+                  task_options=options)
     summary = {row["loss"]: row for row in res.summary()}
     rows = [{"label": f"{args.baseline} (handcrafted)", "formula": args.baseline,
              "retrained": summary[args.baseline]["metrics"]}]
@@ -69,17 +86,15 @@ def main() -> None:
         rows.append({"label": s["label"], "formula": s["best_formula"],
                      "proxy": s["best_proxy_score"], "evaluations": s["evaluations"],
                      "retrained": summary[ref]["metrics"] if ref in summary else None})
-    out = {"task": args.task, "metric": args.metric, "budget": args.budget,
-           "seeds": args.seeds, "rows": rows, "searches": searches,
-           "command": f"python benchmarks/table7_random_search.py --task {args.task} "
-                      f"--metric {args.metric} --budget {args.budget} --seeds {args.seeds}",
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-           "date": time.strftime("%Y-%m-%d %H:%M")}
+    figure = root / f"table7-{args.task}-{args.metric}.png"
+    plot_studies([s["study"] for s in searches.values()], figure)
+    out = {**provenance(), "task": args.task, "metric": args.metric, "budget": args.budget,
+           "seeds": args.seeds, "config": args.config, "rows": rows, "searches": searches}
     (root / f"table7-{args.task}-{args.metric}.json").write_text(json.dumps(out, indent=2))
     m = args.metric
     lines = [f"Table 7 in miniature: {args.task}/{m}, {args.budget} proxy trainings per "
              f"search, best loss re-trained (full schedule, {args.seeds} seeds, test split; "
-             f"{out['date']}, {out['machine']}).", "",
+             f"{out['date']}, {out['machine']}).", "", f"Command: `{out['command']}`", "",
              f"| search | best loss | proxy {m} | re-trained {m} (mean ± std) |",
              "|---|---|---|---|"]
     for r in rows:
@@ -87,6 +102,13 @@ def main() -> None:
         cell = "-" if st.get("mean") is None else f"{st['mean']:.4f} ± {st['std']:.4f}"
         proxy = "" if r.get("proxy") is None else f"{r['proxy']:.4f}"
         lines.append(f"| {r['label']} | `{r['formula']}` | {proxy} | {cell} |")
+    lines += ["", "Screening and evaluation counts per search:", ""]
+    for s in searches.values():
+        c = s["counts"]
+        lines.append(f"- {s['label']}: {s['evaluations']} proxy trainings, {c['rejected']} "
+                     f"rejected by screening, {c['duplicate']} duplicates, {c['invalid']} "
+                     f"invalid (NaN/inf during training), {c['failed']} failed")
+    lines += ["", f"Figure 4 for these searches: `{figure.name}`."]
     (root / f"table7-{args.task}-{args.metric}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
