@@ -1,8 +1,9 @@
 """The paper's Table 7 in miniature: random search vs AutoLoss-Zero, same evaluations.
 
-Four searches with the same budget (proxy trainings) and seed:
+Four searches with the same budget (proxy trainings) and seed ("rejected before training"
+counts what the screening or the equivalence check's gradient test turned away):
 
-- random search, nothing filtered (every random loss is trained: the paper's random search);
+- random search, nothing filtered (every random loss is trained);
 - random search with only the gradient-equivalence check on, whose gradient computation
   drops losses that cannot train at all (no dependence on the prediction, NaN/Inf or zero
   gradient) and reuses the scores of equivalent ones;
@@ -15,7 +16,7 @@ cross-entropy. Both stages resume (study files and a JSON-lines file of runs).
     python benchmarks/table7_random_search.py --task segmentation --metric miou --budget 40 \
         --runs results/segmentation.runs.jsonl
 
-Also draws the paper's Figure 4 for the three searches (mean of the top-5 proxy scores vs
+Also draws the paper's Figure 4 for the four searches (mean of the top-5 proxy scores vs
 evaluations) next to the table.
 """
 
@@ -106,7 +107,7 @@ def main() -> None:
     for s in searches.values():
         c = s["counts"]
         lines.append(f"- {s['label']}: {s['evaluations']} proxy trainings, {c['rejected']} "
-                     f"rejected by screening, {c['duplicate']} duplicates, {c['invalid']} "
+                     f"rejected before training, {c['duplicate']} duplicates, {c['invalid']} "
                      f"invalid (NaN/inf during training), {c['failed']} failed")
     lines += ["", f"Figure 4 for these searches: `{figure.name}`."]
     (root / f"table7-{args.task}-{args.metric}.md").write_text("\n".join(lines) + "\n")
