@@ -31,11 +31,17 @@ $PY benchmarks/search_overhead.py results/segmentation-bf1.db results/segmentati
 $PY benchmarks/search_and_compare.py --task pose --metric ap --budget 40 --seeds 3 --top 1 --baseline mse --workers 2 --out results/pose-ap
 $PY benchmarks/search_and_compare.py --task detection --metric map --budget 30 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/detection-map
 $PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 12 --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 --out results/instance-segmentation-map
-for metric in macc biou fwiou gacc; do
-  $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 60 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
+for metric in fwiou macc gacc biou; do
+  $PY benchmarks/search_and_compare.py --task segmentation --metric $metric --budget 30 --seeds 3 --top 1 $SEG_BASELINES --workers 2 --out results/segmentation-$metric --runs results/segmentation.runs.jsonl
 done
+# evaluation.common_seed against the default, same seed and budget as Table 7's AutoLoss-Zero row
+$PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 40 --config benchmarks/configs/common-seed.toml --seeds 3 --top 1 --baseline ce --workers 2 --out results/segmentation-miou-common-seed --runs results/segmentation.runs.jsonl
+# Detection with the RPN's losses fixed (the paper's Table 4 rows that search the R-CNN head)
+$PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 --config benchmarks/configs/detection-fixed-rpn.toml --seeds 2 --top 1 --baseline ce+l1 --workers 2 --out results/detection-map-fixed-rpn --runs results/detection-map.runs.jsonl
 
 # Ablations (Tables 7 and 8 in miniature)
 $PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 2.5
-$PY benchmarks/table7_random_search.py --task segmentation --metric miou --budget 60 --seeds 3
+for metric in miou bf1; do
+  $PY benchmarks/table7_random_search.py --task segmentation --metric $metric --budget 40 --seeds 3 --workers 2 --runs results/segmentation.runs.jsonl
+done
 $PY benchmarks/table2.py > results/segmentation-table2.md
