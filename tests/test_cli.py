@@ -169,3 +169,24 @@ def test_plot_and_report(tmp_path):
     with StudyReader(a) as r:
         xs, ys = top_k_curve(r)
     assert xs == list(range(1, len(xs) + 1)) and len(xs) == 4
+
+
+@pytest.mark.timeout(240)
+def test_bench_rejection_json():
+    out = cli("bench", "rejection", "--task", "classification", "--seconds", 2,
+              "--processes", 1, "--device", "cpu", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["device"] == "cpu" and res["processes"] == 1
+    assert res["candidates"] > 0 and res["naive_candidates"] > 0
+    assert res["candidates_per_min"] > 0 and res["speedup"] > 0
+    assert 0.0 <= res["acceptance_rate"] <= 1.0
+    # CE is accepted and the known-bad references are rejected
+    assert res["reference_verdicts"] and all(v["ok"] for v in res["reference_verdicts"].values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_rejection_without_cuda_is_one_line():
+    out = cli("bench", "rejection", "--task", "classification", "--seconds", 1,
+              "--device", "cuda")
+    assert "no CUDA device" in one_line_error(out)

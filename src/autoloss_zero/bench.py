@@ -72,11 +72,11 @@ def _naive_screen(task: Task, metric: str, cfg: ScreeningConfig, raw0, target, b
 
 
 def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds: float,
-            naive: bool, seed: int, threads: int) -> dict[str, Any]:
+            naive: bool, seed: int, threads: int, device: str) -> dict[str, Any]:
     configure_torch(threads)
     task = get_task(task_name, **options)
     config = SearchConfig.from_dict(cfg_dict)
-    screener = Screener(task, metric, config.screening, config.seed)
+    screener = Screener(task, metric, config.screening, config.seed, device)
     stream = candidate_stream(task, config, seed)
     loss = next(stream)
     n = accepted = shortcuts = optimized = 0
@@ -99,8 +99,9 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
             "optimized": optimized, "seconds": elapsed}
 
 
-def reference_verdicts(task: Task, metric: str, config: SearchConfig) -> dict[str, Any]:
-    screener = Screener(task, metric, config.screening, config.seed)
+def reference_verdicts(task: Task, metric: str, config: SearchConfig,
+                       device: str = "cpu") -> dict[str, Any]:
+    screener = Screener(task, metric, config.screening, config.seed, device)
     out = {}
     for kind, formulas in task.references.items():
         for f in formulas:
@@ -112,11 +113,16 @@ def reference_verdicts(task: Task, metric: str, config: SearchConfig) -> dict[st
 
 def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 30.0,
                     processes: int | None = None, config: SearchConfig | None = None,
-                    threads: int = 1) -> dict[str, Any]:
+                    threads: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """Candidates screened per minute by the protocol and by a naive loop, one after the
+    other in the same run. ``device="cuda"`` screens on the GPU (one process by default:
+    the processes share the device)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
     config = config or SearchConfig()
     task = get_task(task_name, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])
-    processes = processes or os.cpu_count() or 1
+    processes = processes or ((os.cpu_count() or 1) if device == "cpu" else 1)
     batch = task.screening_batch(config.screening.samples, config.seed)
     shapes = [tuple(t.shape) for t in tensors_of(batch.raw)]
     results = {}
@@ -124,7 +130,7 @@ def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 
     with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
         for naive in (False, True):
             futs = [pool.submit(_worker, task_name, config.task_options, metric,
-                                config.to_dict(), seconds, naive, 1000 + i, threads)
+                                config.to_dict(), seconds, naive, 1000 + i, threads, device)
                     for i in range(processes)]
             parts = [f.result() for f in futs]
             results["naive" if naive else "ours"] = {
@@ -144,7 +150,8 @@ def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 
         "acceptance_rate": ours["accepted"] / max(ours["candidates"], 1),
         "candidates": ours["candidates"], "naive_candidates": naive["candidates"],
         "seconds_each": seconds,
-        "reference_verdicts": reference_verdicts(task, metric, config),
+        "reference_verdicts": reference_verdicts(task, metric, config, device),
+        "device": device if device == "cpu" else torch.cuda.get_device_name(device),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -268,6 +268,7 @@ def bench_rejection(
     processes: Annotated[int | None, typer.Option(min=1, help="Screening processes "
                                                   "(default: one per core).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Candidates screened per minute: ours vs a naive per-sample loop, in one run."""
@@ -275,7 +276,7 @@ def bench_rejection(
     from .search.config import SearchConfig
 
     cfg = SearchConfig.from_toml(config) if config else SearchConfig()
-    res = run_bench(task, metric, seconds, processes, cfg)
+    res = run_bench(task, metric, seconds, processes, cfg, device=device.value)
     if as_json:
         _echo_json(res)
         return
