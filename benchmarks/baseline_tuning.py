@@ -4,7 +4,7 @@ split) and report the best setting of each side by side.
 
     python benchmarks/baseline_tuning.py --task classification --loss ce \
         --loss 'study:results/classification-accuracy.db#1' --lr 0.001 --lr 0.002 \
-        --lr 0.004 --lr 0.008 --schedule constant --schedule cosine \
+        --lr 0.004 --lr 0.008 --lr 0.016 --schedule constant --schedule cosine \
         --runs results/classification-tuning.runs.jsonl --out results/classification-tuning
 """
 

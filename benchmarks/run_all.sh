@@ -21,7 +21,7 @@ $PY benchmarks/screening_validity.py --task segmentation --metric miou --per-buc
 # Searches, then re-training against the baselines (issue 3, 4, 5; Table 2 in miniature)
 $PY benchmarks/search_and_compare.py --task classification --metric accuracy --budget 100 --seeds 3 --top 2 --baseline ce --baseline focal --workers 1 --out results/classification-accuracy
 # Is the classification lead robust to tuning CE? (lr x schedule grid, both losses)
-$PY benchmarks/baseline_tuning.py --task classification --loss ce --loss 'study:results/classification-accuracy.db#1' --lr 0.001 --lr 0.002 --lr 0.004 --lr 0.008 --schedule constant --schedule cosine --workers 2 --runs results/classification-accuracy.runs.jsonl --out results/classification-tuning
+$PY benchmarks/baseline_tuning.py --task classification --loss ce --loss 'study:results/classification-accuracy.db#1' --lr 0.001 --lr 0.002 --lr 0.004 --lr 0.008 --lr 0.016 --schedule constant --schedule cosine --workers 2 --runs results/classification-accuracy.runs.jsonl --out results/classification-tuning
 $PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-miou --runs results/segmentation.runs.jsonl
 $PY benchmarks/search_and_compare.py --task segmentation --metric bf1 --budget 100 --seeds 3 --top 2 $SEG_BASELINES --workers 2 --out results/segmentation-bf1 --runs results/segmentation.runs.jsonl
 # Proxy fidelity: does the proxy rank losses like the full schedule?
