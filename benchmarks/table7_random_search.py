@@ -52,17 +52,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline", default="ce")
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--config", default=None, help="TOML search config shared by the three")
+    ap.add_argument("--config", default=None, help="TOML search config shared by the four")
     ap.add_argument("--runs", default=None, help="JSON-lines file of finished re-trainings "
                     "shared with other scripts (baselines are trained once)")
     args = ap.parse_args()
     root = Path(__file__).parent / "results"
     folder = root / f"table7-{args.task}-{args.metric}"
     folder.mkdir(parents=True, exist_ok=True)
+    base = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
+    base.seed = args.seed
     searches = {}
     for key, label, flags in VARIANTS:
-        cfg = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
-        cfg.seed, cfg.strategy = args.seed, flags["strategy"]
+        cfg = SearchConfig.from_dict(base.to_dict())
+        cfg.strategy = flags["strategy"]
         cfg.screening.enabled = flags["screening"]
         cfg.equivalence.enabled = flags["eq"]
         study = folder / f"{key}.db"
@@ -75,10 +77,9 @@ def main() -> None:
                              "best_proxy_score": board[0].score if board else None}
     losses = [args.baseline] + [f"study:{s['study']}#1" for s in searches.values()
                                 if s["best_formula"]]
-    options = cfg.task_options or None
     res = compare(args.task, losses, args.seeds, None, "full", args.workers,
                   results=Path(args.runs) if args.runs else folder / "runs.jsonl",
-                  task_options=options)
+                  task_options=base.task_options or None)
     summary = {row["loss"]: row for row in res.summary()}
     rows = [{"label": f"{args.baseline} (handcrafted)", "formula": args.baseline,
              "retrained": summary[args.baseline]["metrics"]}]

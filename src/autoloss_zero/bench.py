@@ -26,6 +26,7 @@ from .expr.ops import get_operators
 from .expr.random import below
 from .search.candidates import CandidateMaker
 from .search.config import ScreeningConfig, SearchConfig
+from .search.engines import cuda_devices
 from .search.rejection import ACCEPTED, Screener
 from .search.worker import configure_torch
 from .tasks import get_task
@@ -117,8 +118,8 @@ def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 
     """Candidates screened per minute by the protocol and by a naive loop, one after the
     other in the same run. ``device="cuda"`` screens on the GPU (one process by default:
     the processes share the device)."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available here")
+    if device == "cuda":
+        cuda_devices()  # a one-line error when there is none
     config = config or SearchConfig()
     task = get_task(task_name, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])

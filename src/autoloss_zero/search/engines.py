@@ -200,18 +200,21 @@ class LocalEngine(Engine):
         self._procs = []
 
 
+def cuda_devices() -> list[str]:
+    """The ids of the CUDA devices here; a one-line error when there are none."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def create_engine(kind: str = "local", workers: int | None = None, scheduler: str | None = None,
                   retries: int = 2, device: str = "cpu") -> Engine:
     if kind == "local":
         if scheduler:
             raise ValueError("--scheduler goes with --engine dask")
-        gpus = None
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ValueError("--device cuda: no CUDA device is available here")
-            gpus = [str(i) for i in range(torch.cuda.device_count())]
+        gpus = cuda_devices() if device == "cuda" else None
         return LocalEngine(workers, retries=retries, gpus=gpus)
     if kind == "dask":
         from .dask_engine import DaskEngine
