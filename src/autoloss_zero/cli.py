@@ -349,6 +349,69 @@ def compare(
             typer.echo(f"{row['loss']}: {f}", err=True)
 
 
+@app.command()
+def calibrate(
+    task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
+    metric: Annotated[str | None, typer.Option(
+        help="Headline metric (default: the task's first); every metric is reported.")] = None,
+    loss: Annotated[list[str] | None, typer.Option(
+        help="A baseline id, a formula, or study:PATH#K (repeat; default: the task's "
+             "baselines and reference losses).")] = None,
+    proxy: Annotated[list[str] | None, typer.Option(
+        help="A proxy option override KEY=VALUE, e.g. proxy_steps=600 (repeat: together "
+             "they make one candidate proxy; more candidates as [[proxy]] tables in "
+             "--config).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="TOML: [task_options] (the base) and [[proxy]] tables (name + overrides).")]
+    = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per proxy training.")] = 2,
+    full_seeds: Annotated[int | None, typer.Option(
+        min=1, help="Seeds per full-schedule training (default: --seeds).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel trainings.")] = None,
+    results: Annotated[Path | None, typer.Option(
+        help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write a Markdown report.")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Proxy vs full schedule: rank agreement (Kendall tau, Spearman) and noise per metric."""
+    from .calibrate import Proxy, load_config, markdown, parse_overrides
+    from .calibrate import calibrate as run_calibrate
+
+    cfg, proxies = load_config(config)
+    overrides = parse_overrides(proxy)
+    if overrides:
+        proxies.append(Proxy("--proxy", overrides))
+
+    def progress(done, total, rec):
+        if not as_json:
+            m = ", ".join(f"{k} {v:.4f}" for k, v in rec["metrics"].items())
+            typer.echo(f"[{done}/{total}] {rec['loss']} seed {rec['seed']}: "
+                       f"{rec['status']} {m}", err=True)
+
+    res = run_calibrate(task, metric, loss, proxies, seeds, full_seeds, workers, results,
+                        cfg.task_options, device.value, progress).to_dict()
+    if report is not None:
+        report.write_text(markdown(res, "autoloss-zero " + " ".join(sys.argv[1:])))
+    if as_json:
+        _echo_json(res)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("proxy", "s/proxy", *(f"{m} tau" for m in res["metrics"]), "noise",
+                  title=f"{res['task']}: proxy vs full schedule over {len(res['losses'])} "
+                        f"losses (noise: seed spread / spread between losses, "
+                        f"{res['metric']})")
+    for p in res["proxies"]:
+        taus = ["-" if a["kendall_tau"] is None else f"{a['kendall_tau']:+.2f}"
+                for a in p["metrics"].values()]
+        noise = p["metrics"][res["metric"]]["noise"]
+        sec = "-" if p["seconds_per_proxy"] is None else f"{p['seconds_per_proxy']:.1f}"
+        table.add_row(p["name"], sec, *taus, "-" if noise is None else f"{noise:.2f}")
+    Console().print(table)
+
+
 # ---------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from .expr.ops import DEFAULT_NAMES
 from .search.engines import Engine, create_engine
 from .search.worker import make_job
 from .tasks import get_task, task_id
-from .tasks.base import Task, TaskError
+from .tasks.base import PROXY, Task, TaskError, default_split
 
 
 @dataclass
@@ -92,8 +92,36 @@ class Comparison:
                 "seeds": self.seeds, "metrics": list(self.metrics), "losses": self.summary()}
 
 
-def _run_key(task: Task, schedule: str, spec: LossSpec, seed: int) -> str:
-    return json.dumps([task_id(task), task.config, schedule, spec.key, seed], sort_keys=True)
+def _run_key(task: Task, schedule: str, spec: LossSpec, seed: int,
+             split: str | None = None) -> str:
+    """What identifies a finished run in a results file: the task and the options that can
+    change the run (:meth:`Task.run_identity`), schedule, loss, seed, and the split when it
+    is not the schedule's default."""
+    parts = [task_id(task), task.run_identity(schedule, split), schedule, spec.key, seed]
+    if split not in (None, default_split(schedule)):
+        parts.append(split)
+    return json.dumps(parts, sort_keys=True)
+
+
+def read_runs(path: str | Path | None, task: Task) -> dict[str, dict]:
+    """Finished runs of a JSON-lines results file by key. Keys written before the full
+    schedule ignored ``proxy_*`` options are re-keyed, so those runs are reused."""
+    done: dict[str, dict] = {}
+    if path is None or not Path(path).exists():
+        return done
+    tid = task_id(task)
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        key = rec["key"]
+        parts = json.loads(key)
+        if len(parts) == 5 and parts[0] == tid and parts[2] == "full":
+            parts[1] = {k: v for k, v in parts[1].items()
+                        if not k.startswith(PROXY) and k not in task.proxy_only}
+            key = json.dumps(parts, sort_keys=True)
+        done[key] = rec
+    return done
 
 
 def compare(
@@ -108,8 +136,10 @@ def compare(
     engine: Engine | None = None,
     progress=None,
     task_options: dict | None = None,
+    split: str | None = None,
 ) -> Comparison:
-    """Train every loss with ``seeds`` seeds and collect every metric (mean, std)."""
+    """Train every loss with ``seeds`` seeds and collect every metric (mean, std), scored
+    on ``split`` (default: the schedule's own, see :func:`~.tasks.base.default_split`)."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     if not losses:
@@ -117,21 +147,17 @@ def compare(
     base = get_task(task, **(task_options or {})) if isinstance(task, str) else task
     t = base.with_variant(variant)
     specs = [resolve(t, s) for s in losses]
-    done: dict[str, dict] = {}
-    if results is not None and Path(results).exists():
-        for line in Path(results).read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["key"]] = rec
+    done = read_runs(results, t)
     jobs, runs = [], {}
     for i, spec in enumerate(specs):
         for seed in range(seeds):
-            key = _run_key(t, schedule, spec, seed)
+            key = _run_key(t, schedule, spec, seed, split)
             runs[(i, seed)] = done.get(key)
             if runs[(i, seed)] is None:
                 job = make_job(len(jobs), task_id(t), t.config, spec.formula or "",
                                t.metrics[0], seed, operators=spec.operators, fixed=spec.fixed,
-                               device=device, schedule=schedule, baseline=spec.baseline)
+                               device=device, schedule=schedule, baseline=spec.baseline,
+                               split=split)
                 jobs.append((i, seed, key, job))
     if jobs:
         own = engine is None

@@ -39,15 +39,17 @@ def make_job(
     stop_on_invalid: bool = True,
     timeout: float = 0.0,
     baseline: str | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
-    """A JSON-able job. ``baseline`` (a baseline id) replaces ``formula`` when given."""
+    """A JSON-able job. ``baseline`` (a baseline id) replaces ``formula`` when given;
+    ``split`` (None: the schedule's default) is where the training is scored."""
     return {
         "id": cand_id, "task": task, "task_options": dict(task_options), "formula": formula,
         "baseline": baseline,
         "metric": metric, "seed": int(seed), "operators": list(operators),
         "operator_modules": list(operator_modules), "fixed": dict(fixed or {}),
         "device": device, "schedule": schedule, "stop_on_invalid": bool(stop_on_invalid),
-        "timeout": float(timeout), "attempt": 0,
+        "timeout": float(timeout), "attempt": 0, "split": split,
     }
 
 
@@ -92,9 +94,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         else:
             fn = task.loss_function(job["formula"], ops, job.get("fixed", {}))
         deadline = time.monotonic() + job["timeout"] if job.get("timeout") else None
+        extra = {"split": job["split"]} if job.get("split") else {}
         metrics = task.train(
             fn, seed=job["seed"], device=job["device"], schedule=job["schedule"],
-            stop_on_invalid=job["stop_on_invalid"], deadline=deadline,
+            stop_on_invalid=job["stop_on_invalid"], deadline=deadline, **extra,
         )
         score = metrics.get(job["metric"])
         result["metrics"] = metrics

@@ -54,6 +54,30 @@ class TaskError(ValueError):
     """A bad task name, metric, variant or option."""
 
 
+SCHEDULES = ("proxy", "full")
+"""``proxy``: the short training that scores candidates during the search; ``full``: the
+task's whole schedule (re-training, confirmation, comparisons)."""
+SPLITS = ("val", "test")
+PROXY = "proxy_"
+
+
+def check_schedule(schedule: str) -> str:
+    if schedule not in SCHEDULES:
+        raise TaskError(f"unknown schedule {schedule!r} (proxy or full)")
+    return schedule
+
+
+def default_split(schedule: str) -> str:
+    """Where a schedule is scored by default: proxy on validation, full on test."""
+    return "val" if check_schedule(schedule) == "proxy" else "test"
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise TaskError(f"unknown split {split!r} (val or test)")
+    return split
+
+
 @dataclass(frozen=True)
 class Branch:
     """One loss branch: its name, leaf set, and the leaves that depend on predictions."""
@@ -136,6 +160,35 @@ class Task(ABC):
             raise TaskError(f"unknown variant {variant!r} for task {self.name} (known: {known})")
         return type(self)(**{**self.config, **self.variants[variant]})
 
+    # -- schedules ------------------------------------------------------------
+    proxy_only: ClassVar[tuple[str, ...]] = ()
+    """Options that only the proxy (validation) trainings read, e.g. the size of the
+    validation split: they are left out of a full-schedule run's identity."""
+
+    def schedule_options(self, schedule: str) -> dict[str, Any]:
+        """The options one schedule trains with: for ``proxy``, every ``proxy_<key>`` that
+        is set (not None) overrides ``<key>`` (e.g. ``proxy_batch_size``, ``proxy_lr``);
+        the ``full`` schedule ignores every ``proxy_*`` option."""
+        check_schedule(schedule)
+        cfg = dict(self.config)
+        if schedule == "proxy":
+            for key, value in self.config.items():
+                base = key[len(PROXY):]
+                if key.startswith(PROXY) and value is not None and base in cfg:
+                    cfg[base] = value
+        return cfg
+
+    def run_identity(self, schedule: str, split: str | None = None) -> dict[str, Any]:
+        """The options that can change the outcome of a training on ``schedule`` scored on
+        ``split``: the key under which finished runs are reused. A full-schedule run on the
+        test split does not depend on ``proxy_*`` options nor on ``proxy_only`` ones."""
+        check_schedule(schedule)
+        split = split or default_split(schedule)
+        if schedule == "proxy" or split != "test":
+            return dict(self.config)
+        return {k: v for k, v in self.config.items()
+                if not k.startswith(PROXY) and k not in self.proxy_only}
+
     def depends_on_prediction(self, loss: Loss) -> bool:
         """Whether any branch uses a leaf that depends on the raw predictions."""
         spec = {b.name: set(b.prediction_leaves) for b in self.branches}
@@ -212,10 +265,14 @@ class Task(ABC):
         schedule: str = "proxy",
         stop_on_invalid: bool = True,
         deadline: float | None = None,
+        split: str | None = None,
     ) -> dict[str, float]:
-        """Train with ``loss_fn`` and return every metric (``proxy``: validation split,
-        ``full``: held-out test split). Raise :class:`InvalidLoss` at the first NaN/Inf
-        loss value when ``stop_on_invalid``."""
+        """Train with ``loss_fn`` and return every metric, scored on ``split`` (default:
+        ``proxy`` on the validation split, ``full`` on the held-out test split; the search
+        confirms its finalists with the full schedule on the validation split). Raise
+        :class:`InvalidLoss` at the first NaN/Inf loss value when ``stop_on_invalid``.
+        ``split`` is passed only when it differs from the schedule's default, so a task
+        whose ``train`` has no ``split`` argument still runs proxies and comparisons."""
 
 
 class RawLoss(nn.Module):
@@ -293,7 +350,11 @@ class SupervisedTask(Task):
     ``batch_size``, ``lr``, ``lr_schedule`` (``constant`` or ``cosine``: annealed to 0
     over the run, which makes short runs far less noisy at their end point),
     ``sample_size`` (items per screening sample: one image for dense tasks, a mini-batch
-    for classification), ``eval_batch``.
+    for classification), ``eval_batch``. The proxy can differ from the full schedule in
+    more than its length: ``proxy_batch_size``, ``proxy_lr``, ``proxy_lr_schedule``,
+    ``proxy_width`` (``build_model`` sees it as ``width``), ``proxy_train_items`` (the
+    first N training items), and ``proxy_average`` (the score is the mean of that many
+    evaluations spread over the last tenth of the run: less noise, more evaluation time).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -305,7 +366,15 @@ class SupervisedTask(Task):
         "weight_decay": 0.0,
         "sample_size": 1,
         "eval_batch": 256,
+        # Proxy-only overrides (None: as the full schedule), see ``schedule_options``.
+        "proxy_batch_size": None,
+        "proxy_lr": None,
+        "proxy_lr_schedule": None,
+        "proxy_width": None,
+        "proxy_train_items": None,
+        "proxy_average": 1,
     }
+    proxy_only: ClassVar[tuple[str, ...]] = ("val_items",)
 
     def __init__(self, **config: Any):
         super().__init__(**config)
@@ -361,6 +430,15 @@ class SupervisedTask(Task):
                 raw = self.predict(model, x[i : i + step].to(device))
                 yield raw, tree_map(lambda t: t.to(device), take(target, slice(i, i + step)))
 
+    @contextmanager
+    def _options(self, cfg: dict[str, Any]):
+        """``self.config`` is ``cfg`` inside (``build_model`` reads it)."""
+        saved, self.config = self.config, cfg
+        try:
+            yield
+        finally:
+            self.config = saved
+
     def train(
         self,
         loss_fn: LossFn,
@@ -370,22 +448,29 @@ class SupervisedTask(Task):
         schedule: str = "proxy",
         stop_on_invalid: bool = True,
         deadline: float | None = None,
+        split: str | None = None,
     ) -> dict[str, float]:
-        if schedule not in ("proxy", "full"):
-            raise TaskError(f"unknown schedule {schedule!r} (proxy or full)")
-        steps = int(self.config[f"{schedule}_steps"])
-        bs = int(self.config["batch_size"])
+        cfg = self.schedule_options(schedule)
+        split = check_split(split or default_split(schedule))
+        steps = int(cfg[f"{schedule}_steps"])
+        bs = int(cfg["batch_size"])
         x, target = self.split("train")
-        with seeded(seed):
+        if schedule == "proxy" and self.config.get("proxy_train_items") is not None:
+            n = int(self.config["proxy_train_items"])
+            x, target = x[:n], take(target, slice(0, n))
+        with self._options(cfg), seeded(seed):
             model = self.build_model().to(device)
         opt = torch.optim.Adam(
-            model.parameters(), lr=float(self.config["lr"]),
-            weight_decay=float(self.config["weight_decay"]),
+            model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
         )
-        if self.config["lr_schedule"] not in ("constant", "cosine"):
-            raise TaskError(f"unknown lr_schedule {self.config['lr_schedule']!r}")
-        cosine = self.config["lr_schedule"] == "cosine"
+        if cfg["lr_schedule"] not in ("constant", "cosine"):
+            raise TaskError(f"unknown lr_schedule {cfg['lr_schedule']!r}")
+        cosine = cfg["lr_schedule"] == "cosine"
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
+        average = max(1, int(cfg.get("proxy_average") or 1)) if schedule == "proxy" else 1
+        every = max(1, steps // (10 * max(1, average - 1))) if average > 1 else 0
+        checkpoints = {steps - 1 - j * every for j in range(average)} if average > 1 else set()
+        scores: list[dict[str, float]] = []
         model.train()
         for step, idx in enumerate(batch_indices(seed, len(x), bs, steps)):
             raw = self.predict(model, x[idx].to(device))
@@ -393,7 +478,11 @@ class SupervisedTask(Task):
             optimizer_step(opt, loss_fn(raw, tgt), step, stop_on_invalid, deadline)
             if sched is not None:
                 sched.step()
+            if step in checkpoints and step != steps - 1:
+                model.eval()
+                scores.append(self.split_metrics(self._iterate(model, split, device)))
+                model.train()
         model.eval()
-        split = "val" if schedule == "proxy" else "test"
-        out = self.split_metrics(self._iterate(model, split, device))
+        scores.append(self.split_metrics(self._iterate(model, split, device)))
+        out = {k: sum(float(s[k]) for s in scores) / len(scores) for k in scores[-1]}
         return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}

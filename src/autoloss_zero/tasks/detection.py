@@ -62,6 +62,8 @@ from .base import (
     Task,
     TaskError,
     batch_indices,
+    check_split,
+    default_split,
     optimizer_step,
     seeded,
     take,
@@ -373,14 +375,13 @@ class DetectionTask(Task):
     # -- training -------------------------------------------------------------------
     def train(
         self, loss_fn, *, seed: int, device: str = "cpu", schedule: str = "proxy",
-        stop_on_invalid: bool = True, deadline: float | None = None,
+        stop_on_invalid: bool = True, deadline: float | None = None, split: str | None = None,
     ) -> dict[str, float]:
-        if schedule not in ("proxy", "full"):
-            raise TaskError(f"unknown schedule {schedule!r} (proxy or full)")
+        split = check_split(split or default_split(schedule))
         steps = int(self.config[f"{schedule}_steps"])
         model = self.fit(loss_fn, seed=seed, device=device, steps=steps,
                          stop_on_invalid=stop_on_invalid, deadline=deadline)
-        out = self.evaluate(model, "val" if schedule == "proxy" else "test", device)
+        out = self.evaluate(model, split, device)
         return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
 
     def fit(self, loss_fn, *, seed: int, device: str, steps: int, stop_on_invalid: bool = True,
