@@ -79,7 +79,8 @@ def test_check_json():
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["accepted"] is True and data["score"] > 0.5
-    assert len(data["fingerprint"].split(",")) == 5
+    # B = 5 gradient norms | 5 directional derivatives | 5 norms after the optimization
+    assert [len(part.split(",")) for part in data["fingerprint"].split("|")] == [5, 5, 5]
     out = cli("check", "Mul(y, Log(yhat))", "--task", "classification", "--json")
     assert json.loads(out.stdout)["accepted"] is False
 

@@ -7,7 +7,7 @@ import pytest
 import autoloss_zero as az
 from autoloss_zero.search.config import ScreeningConfig
 from autoloss_zero.search.equivalence import fingerprint
-from autoloss_zero.search.rejection import ACCEPTED, REJECTED, SETTLED, Screener
+from autoloss_zero.search.rejection import ACCEPTED, REJECTED, Screener
 from autoloss_zero.tasks import get_task
 
 CE = "Neg(Mul(y, Log(yhat)))"
@@ -36,9 +36,11 @@ def test_shortcuts(screener):
     no_pred = screen(screener, "Log(y)")
     assert no_pred.verdict == REJECTED and no_pred.shortcut
     assert "depend on the prediction" in no_pred.reason
-    const = screen(screener, "Mean_c(yhat)")  # softmax sums to 1: constant in the logits
+    no_target = screen(screener, "Square(yhat)")
+    assert no_target.verdict == REJECTED and "depend on the target" in no_target.reason
+    const = screen(screener, "Mul(Mean_c(yhat), y)")  # softmax sums to 1: constant in logits
     assert const.verdict == REJECTED and const.shortcut and "zero gradient" in const.reason
-    nan = screen(screener, "Add(Exp(Exp(Inv(yhat))), Neg(Exp(Exp(Inv(yhat)))))")  # inf - inf
+    nan = screen(screener, "Add(Exp(Exp(Inv(yhat))), Neg(Exp(Exp(Inv(Mul(y, yhat))))))")
     assert nan.verdict == REJECTED and nan.shortcut and "NaN/Inf loss" in nan.reason
     overflow = screen(screener, "Exp(Exp(Exp(Inv(Mul(yhat, y)))))")
     assert overflow.verdict == REJECTED and "NaN/Inf" in overflow.reason
@@ -55,11 +57,38 @@ def test_equivalent_forms_share_a_fingerprint(screener):
     assert scaled != a and squared != a
 
 
-def test_lookup_settles_before_optimization(screener):
-    fp = screen(screener, CE, optimize=False).fingerprint
-    seen = {fp: 42}
-    res = screen(screener, "Mul(y, Neg(Log(yhat)))", lookup=seen.get)
-    assert res.verdict == SETTLED and res.settled == 42 and res.g is None
+def test_a_loss_and_its_negation_never_share_a_fingerprint(screener):
+    """The fingerprint is sign-aware: cross-entropy and anti-cross-entropy have equal
+    gradient norms, but opposite directional derivatives."""
+    ce = screen(screener, CE, optimize=False).fingerprint
+    anti = screen(screener, "Mul(y, Log(yhat))", optimize=False).fingerprint
+    norms_ce, dirs_ce = ce.split("|")
+    norms_anti, dirs_anti = anti.split("|")
+    assert norms_ce == norms_anti  # the old, sign-blind key collided
+    assert ce != anti
+    first_ce, first_anti = float(dirs_ce.split(",")[0]), float(dirs_anti.split(",")[0])
+    assert first_ce == -first_anti != 0
+
+
+def test_accepted_fingerprints_include_the_end_of_the_optimization(screener):
+    res = screen(screener, CE)
+    assert res.verdict == ACCEPTED and res.fingerprint.count("|") == 2
+    same = screen(screener, "Add(Mul(Neg(y), Log(yhat)), Mean_c(yhat))")  # + a constant
+    assert same.verdict == ACCEPTED and same.fingerprint == res.fingerprint
+    rejected = screen(screener, f"Neg({CE})")
+    assert rejected.verdict == REJECTED and rejected.fingerprint.count("|") == 1
+
+
+def test_zero_gradient_test_is_relative(screener):
+    """A loss scaled down by 1e-9 keeps a real (tiny) gradient that Adam follows: it is
+    screened like the unscaled loss. A constant in the logits is rejected."""
+    tiny = screen(screener, f"Mul({CE}, Exp(Neg(Exp(Exp(Add(1, 1))))))")  # e^-e^e^2 ~ 1e-710?
+    # e^(-e^(e^2)) underflows to 0 in float32: this one has a truly zero gradient
+    assert tiny.verdict == REJECTED and "zero gradient" in tiny.reason
+    small = screen(screener, f"Mul({CE}, Exp(Neg(Exp(Add(1, Add(1, 1))))))")  # x e^-20
+    assert small.verdict == ACCEPTED, small.reason
+    const = screen(screener, "Mul(Mean_c(yhat), y)")
+    assert const.verdict == REJECTED and "zero gradient" in const.reason
 
 
 def test_fingerprint_rounding():

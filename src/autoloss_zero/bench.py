@@ -44,7 +44,7 @@ def candidate_stream(task: Task, config: SearchConfig, seed: int):
         if len(pool) < config.population.initial:
             loss, _ = maker.random(rng)
         else:
-            loss, _ = maker.child(rng, pool[below(rng, len(pool))])
+            loss, _ = maker.child(rng, pool[below(rng, len(pool))], maker.draw_kind(rng))
         if (yield loss):
             pool.append(loss)
             if len(pool) > config.population.size:
@@ -52,9 +52,9 @@ def candidate_stream(task: Task, config: SearchConfig, seed: int):
 
 
 def _naive_screen(task: Task, metric: str, cfg: ScreeningConfig, raw0, target, before,
-                  loss) -> bool:
+                  loss, operators=None) -> bool:
     """The protocol written plainly: each sample alone, always the full optimization."""
-    compiled = CompiledLoss(loss)
+    compiled = CompiledLoss(loss, operators)
     gains = []
     for b in range(cfg.samples):
         raw = tree_map(lambda t, b=b: t[b : b + 1].clone().requires_grad_(True), raw0)
@@ -77,7 +77,7 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
     configure_torch(threads)
     task = get_task(task_name, **options)
     config = SearchConfig.from_dict(cfg_dict)
-    screener = Screener(task, metric, config.screening, config.seed, device)
+    screener = Screener.from_config(task, metric, config, device)
     stream = candidate_stream(task, config, seed)
     loss = next(stream)
     n = accepted = shortcuts = optimized = 0
@@ -85,7 +85,7 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
     while time.perf_counter() - t0 < seconds:
         if naive:
             ok = _naive_screen(task, metric, config.screening, screener.raw0, screener.target,
-                               screener.before, loss)
+                               screener.before, loss, screener.operators)
             optimized += 1
         else:
             res = screener.screen(loss)
@@ -102,7 +102,7 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
 
 def reference_verdicts(task: Task, metric: str, config: SearchConfig,
                        device: str = "cpu") -> dict[str, Any]:
-    screener = Screener(task, metric, config.screening, config.seed, device)
+    screener = Screener.from_config(task, metric, config, device)
     out = {}
     for kind, formulas in task.references.items():
         for f in formulas:
@@ -124,7 +124,7 @@ def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 
     task = get_task(task_name, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])
     processes = processes or ((os.cpu_count() or 1) if device == "cpu" else 1)
-    batch = task.screening_batch(config.screening.samples, config.seed)
+    batch = Screener.from_config(task, metric, config).batch
     shapes = [tuple(t.shape) for t in tensors_of(batch.raw)]
     results = {}
     ctx = get_context("spawn")

@@ -93,7 +93,9 @@ def check(
                                                 "'Neg(Mul(y, Log(yhat)))'.")],
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the screening samples.")] = 0,
+    seed: Annotated[int | None, typer.Option(
+        help="Master seed: the screening samples of a search with this seed (default: "
+             "the config's, else 0).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -107,8 +109,9 @@ def check(
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
     loss = t.as_task_loss(formula)
-    screener = Screener(t, metric, cfg.screening, seed, device.value, cfg.operators,
-                        cfg.equivalence.digits)
+    if seed is not None:
+        cfg.seed = seed
+    screener = Screener.from_config(t, metric, cfg, device.value)
     res = screener.screen(loss, optimize=True)
     out = {
         "formula": str(loss), "task": task, "metric": metric, "score": res.g,

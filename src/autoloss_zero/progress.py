@@ -45,7 +45,7 @@ class SearchProgress:
         self._last = now
         s = evo.stats
         best = evo.best
-        best_text = "-" if best is None else f"{best.score:.4f} {best.formula}"
+        best_text = "-" if best is None else f"{best[0]:.4f} {best[1]}"
         line = (f"screened {s.screened} rejected {s.rejected} duplicates {s.duplicates}"
                 f" | best {best_text}")
         done = sum(1 for st in evo.status.values() if st in ("evaluated", "invalid", "failed"))

@@ -46,8 +46,15 @@ class MutationConfig:
     """Depth of random (re-)initialization."""
     max_size: int | None = None
     """Optional cap on the number of nodes of a child (off in the paper)."""
+    copy_mode: str = "reevaluate"
+    """What a copy means when proxy scores are noisy. ``reevaluate``: the parent's loss is
+    trained again with a fresh seed and its score becomes the mean of its evaluations;
+    ``reuse``: the copy joins with the parent's score, untrained (the paper, literally)."""
 
     def __post_init__(self):
+        if self.copy_mode not in ("reevaluate", "reuse"):
+            raise ValueError(f"mutation.copy_mode must be 'reevaluate' or 'reuse', got "
+                             f"{self.copy_mode!r}")
         for name in ("copy", "reinit"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -160,6 +167,48 @@ def _draw_kind(rng: np.random.Generator, weights: dict) -> str:
     return kinds[-1]
 
 
+OFFSPRING_KINDS = ("copy", "reinit", "mutate")
+
+
+def draw_kind(rng: np.random.Generator, config: MutationConfig) -> str:
+    """The paper's offspring kind: ``copy`` with p = copy, else ``reinit`` with p = reinit,
+    else ``mutate`` (10% / 45% / 45% with the defaults)."""
+    if rng.random() < config.copy:
+        return "copy"
+    if rng.random() < config.reinit:
+        return "reinit"
+    return "mutate"
+
+
+def make_child(
+    expr: Expr,
+    rng: np.random.Generator,
+    leaves: tuple[str, ...],
+    ops: OperatorSet,
+    config: MutationConfig,
+    kind: str,
+) -> tuple[Expr, str]:
+    """One child of a given kind and its label (``copy``, ``reinit`` or e.g.
+    ``insert+replace``); with ``max_size``, redrawn (same kind) until it fits."""
+    if kind == "copy":
+        return expr, "copy"
+    if kind not in OFFSPRING_KINDS:
+        raise ValueError(f"unknown offspring kind {kind!r}; known: {', '.join(OFFSPRING_KINDS)}")
+    for _ in range(100):
+        if kind == "reinit":
+            node, label = grow(rng, config.depth, leaves, ops), "reinit"
+        else:
+            node, kinds = expr.node, []
+            for _ in range(config.mutations):
+                k = _draw_kind(rng, config.weights)
+                node = _DISPATCH[k](node, rng, leaves, ops)
+                kinds.append(k)
+            label = "+".join(kinds)
+        if config.max_size is None or node_size(node) <= config.max_size:
+            return Expr(node), label
+    return expr, "copy"
+
+
 def offspring_with_label(
     expr: Expr,
     rng: np.random.Generator,
@@ -168,21 +217,7 @@ def offspring_with_label(
     config: MutationConfig,
 ) -> tuple[Expr, str]:
     """One child and how it was made (``copy``, ``reinit`` or e.g. ``insert+replace``)."""
-    for _ in range(100):
-        if rng.random() < config.copy:
-            return expr, "copy"
-        if rng.random() < config.reinit:
-            node, label = grow(rng, config.depth, leaves, ops), "reinit"
-        else:
-            node, kinds = expr.node, []
-            for _ in range(config.mutations):
-                kind = _draw_kind(rng, config.weights)
-                node = _DISPATCH[kind](node, rng, leaves, ops)
-                kinds.append(kind)
-            label = "+".join(kinds)
-        if config.max_size is None or node_size(node) <= config.max_size:
-            return Expr(node), label
-    return expr, "copy"
+    return make_child(expr, rng, leaves, ops, config, draw_kind(rng, config))
 
 
 def offspring(

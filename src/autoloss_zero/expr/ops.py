@@ -45,6 +45,8 @@ class Operator:
     source: str
     sympy: Callable | None = None
     elementwise: bool = True
+    commutative: bool = False
+    """``f(a, b) == f(b, a)``: the normal form may then sort the arguments."""
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         return self.fn(*args)
@@ -129,12 +131,12 @@ def _sympy_table():
 
 
 def _builtin() -> list[Operator]:
-    def op(name, arity, fn, latex, source, elementwise=True):
-        return Operator(name, arity, fn, latex, source, None, elementwise)
+    def op(name, arity, fn, latex, source, elementwise=True, commutative=False):
+        return Operator(name, arity, fn, latex, source, None, elementwise, commutative)
 
     return [
-        op("Add", 2, torch.add, r"\left({0} + {1}\right)", "({0} + {1})"),
-        op("Mul", 2, torch.mul, r"{0} \cdot {1}", "({0} * {1})"),
+        op("Add", 2, torch.add, r"\left({0} + {1}\right)", "({0} + {1})", commutative=True),
+        op("Mul", 2, torch.mul, r"{0} \cdot {1}", "({0} * {1})", commutative=True),
         op("Neg", 1, torch.neg, r"\left(-{0}\right)", "(-{0})"),
         op("Abs", 1, torch.abs, r"\left|{0}\right|", "torch.abs({0})"),
         op("Inv", 1, _inv, r"\frac{{1}}{{{0} + \epsilon}}", "inv({0})"),
@@ -204,19 +206,21 @@ def make_operator(
     source: str | None = None,
     elementwise: bool = True,
     sympy: Callable | None = None,
+    commutative: bool = False,
 ) -> Operator:
     """Build and validate a user operator.
 
     ``latex`` defaults to ``\\operatorname{Name}(...)``. ``source`` is the Python
     source used by the standalone export; without it the export of a loss that uses
-    this operator raises a clear error.
+    this operator raises a clear error. ``commutative`` (binary operators) lets the
+    normal form treat ``Op(a, b)`` and ``Op(b, a)`` as one loss.
     """
     args = ", ".join("{%d}" % i for i in range(arity)) if arity in (1, 2) else ""
     if latex is None:
         latex = r"\operatorname{{%s}}\left(%s\right)" % (name, args)
     if source is None:
         source = "__missing_source__"
-    op = Operator(name, arity, fn, latex, source, sympy, elementwise)
+    op = Operator(name, arity, fn, latex, source, sympy, elementwise, commutative)
     validate_operator(op)
     return op
 
@@ -304,6 +308,12 @@ def get_operators(names: Iterable[str] | OperatorSet | None = None) -> OperatorS
             f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(_REGISTRY)}"
         )
     return OperatorSet(_REGISTRY[n] for n in names)
+
+
+def is_commutative(name: str) -> bool:
+    """Whether the registered operator ``name`` is declared commutative."""
+    op = _REGISTRY.get(name)
+    return op is not None and op.commutative
 
 
 def sympy_builder(op: Operator):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from .ops import DEFAULT_OPERATORS, OperatorSet, get_operators
+from .ops import DEFAULT_OPERATORS, OperatorSet, get_operators, is_commutative
 
 Node = str | tuple
 
@@ -436,7 +436,7 @@ def normalize(node: Node) -> tuple[Node, str]:
                 return a, akey
         if op == "Add" and a_neg and b_neg:
             return _neg(normalize(("Add", a[1], b[1])))
-        if bkey < akey:
+        if bkey < akey and is_commutative(op):
             a, b, akey, bkey = b, a, bkey, akey
         return (op, a, b), f"{op}({akey}, {bkey})"
     children = [normalize(c) for c in node[1:]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..expr.mutate import MutationConfig, offspring_with_label
+from ..expr.mutate import MutationConfig, draw_kind, make_child
 from ..expr.ops import OperatorSet
 from ..expr.random import below, grow
 from ..expr.tree import Expr, Loss
@@ -38,16 +38,23 @@ class CandidateMaker:
                                                    self.ops))))
         return Loss(branches), "init"
 
-    def child(self, rng: np.random.Generator, parent: Loss) -> tuple[Loss, str]:
-        """Offspring: one searched branch drawn uniformly (or all) goes through the paper's
-        copy / re-initialize / two-mutations procedure."""
+    def draw_kind(self, rng: np.random.Generator) -> str:
+        """The offspring kind of one evolution step (drawn once; see ``child``)."""
+        return draw_kind(rng, self.mutation)
+
+    def child(self, rng: np.random.Generator, parent: Loss, kind: str) -> tuple[Loss, str]:
+        """Offspring of a given kind: one searched branch drawn uniformly (or all) goes
+        through the paper's copy / re-initialize / two-mutations procedure; a copy copies
+        the whole loss."""
+        if kind == "copy":
+            return parent, "copy"
         searched = self.searched
         chosen = [searched[below(rng, len(searched))]] if self.offspring_branches == "one" \
             else searched
         loss, labels = parent, []
         for b in chosen:
-            child, label = offspring_with_label(loss[b.name], rng, b.leaves, self.ops,
-                                                self.mutation)
+            child, label = make_child(loss[b.name], rng, b.leaves, self.ops, self.mutation,
+                                      kind)
             loss = loss.replace(b.name, child)
             labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
         return loss, ";".join(labels)

@@ -36,7 +36,8 @@ from .candidates import CandidateMaker
 from .config import SearchConfig, config_diff
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
-from .rejection import ACCEPTED, REJECTED, SETTLED, Screener
+from .rejection import ACCEPTED, REJECTED, Screener
+from .seeds import derive_seed, stream
 from .study import STARTED, Candidate, Study, StudyError, StudyReader
 from .worker import configure_torch, import_operator_modules, make_job, one_line
 
@@ -53,7 +54,9 @@ DONE = ("evaluated", "invalid", "failed", "duplicate")
 class Member:
     id: int
     loss: Loss
-    score: float | None
+    group: int
+    """The candidate whose evaluations give this member's score: itself, the loss it
+    duplicates, or the loss it re-evaluates (a copy)."""
 
 
 @dataclass
@@ -68,12 +71,24 @@ class Stats:
     extra: dict = field(default_factory=dict)
 
 
-def derive_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+def training_seed(config: SearchConfig, step: int) -> int:
+    """The proxy-training seed of evolution step ``step`` (one seed for every candidate
+    with ``evaluation.common_seed``)."""
+    if config.evaluation.common_seed:
+        return derive_seed(config.seed, "train common")
+    return derive_seed(config.seed, "train", step)
 
 
 class Evolution:
-    """The evolution state and its two operations: ``produce`` and ``complete``."""
+    """The evolution state and its two operations: ``produce`` and ``complete``.
+
+    Scores belong to **groups**: a loss evaluated by a proxy training starts a group; a
+    loss found equivalent to it (same normal form, or same gradient fingerprint among
+    losses that passed screening) joins it without training, and a copy re-evaluated with
+    a fresh seed (``mutation.copy_mode = "reevaluate"``) adds an evaluation to it. A
+    group's score is the mean of its evaluations' scores, so every member of a group
+    is ranked by the same, increasingly precise, number.
+    """
 
     def __init__(self, task: Task, metric: str, study: Study, config: SearchConfig,
                  device: str = "cpu"):
@@ -103,6 +118,8 @@ class Evolution:
         self.status: dict[int, str] = {}
         self.score: dict[int, float | None] = {}
         self.root: dict[int, int] = {}
+        self.formula: dict[int, str] = {}
+        self.evals: dict[int, list[float | None]] = {}
         self.rows: dict[int, Candidate] = {}  # running and waiting rows
         self.waiting: dict[int, list[int]] = {}
         self.losses: dict[int, Loss] = {}
@@ -112,8 +129,9 @@ class Evolution:
         self.initial = 0
         self.started = 0
         self.tries = 0
+        self.settled = 0
         self.stats = Stats()
-        self.best: Candidate | None = None
+        self.best: tuple[float, str] | None = None
         self.last_error: str | None = None
         self._screener: Screener | None = None
 
@@ -121,9 +139,8 @@ class Evolution:
     @property
     def screener(self) -> Screener:
         if self._screener is None:
-            cfg = self.config
-            self._screener = Screener(self.task, self.metric, cfg.screening, cfg.seed,
-                                      self.device, self.ops, cfg.equivalence.digits)
+            self._screener = Screener.from_config(self.task, self.metric, self.config,
+                                                  self.device)
         return self._screener
 
     def parse_loss(self, formula: str) -> Loss:
@@ -134,30 +151,41 @@ class Evolution:
             loss = Loss([(next(iter(leaves)), loss)])
         return loss
 
+    def group_score(self, group: int) -> float | None:
+        """The mean score of a group's evaluations (None: none evaluated, the worst)."""
+        scores = [s for s in self.evals.get(group, ()) if s is not None]
+        return sum(scores) / len(scores) if scores else None
+
     def _join(self, row: Candidate) -> None:
         self.join_seq += 1
         row.joined = self.join_seq
-        self.population.append(Member(row.id, self.losses.pop(row.id, None)
-                                      or self.parse_loss(row.formula), row.score))
+        loss = self.losses.pop(row.id, None) or self.parse_loss(row.formula)
+        self.population.append(Member(row.id, loss, self.root.get(row.id, row.id)))
 
     def _note(self, row: Candidate) -> None:
         self.status[row.id] = row.status
         self.score[row.id] = row.score
         self.root[row.id] = row.duplicate_of or row.id
-        if row.status == "evaluated" and row.score is not None and (
-            self.best is None or row.score > self.best.score
-        ):
-            self.best = row
+        self.formula[row.id] = row.formula
+        if row.status in ("evaluated", "invalid"):
+            group = self.root[row.id]
+            self.evals.setdefault(group, []).append(row.score)
+            score = self.group_score(group)
+            if score is not None and (self.best is None or score > self.best[0]):
+                self.best = (score, self.formula[group])
 
     # -- resume -------------------------------------------------------------------
     def load(self) -> list[Candidate]:
         """Rebuild the state from the study; return the rows to (re-)run."""
         rows = self.study.candidates()
         joined = []
+        eq = self.config.equivalence.enabled
         for row in rows:
             self._note(row)
-            if self.config.equivalence.enabled:
-                self.index.add(row.id, row.normal, row.fingerprint)
+            if eq:
+                self.index.add(row.id, row.normal, None)
+                if row.status in STARTED and not row.duplicate_of:
+                    self.index.add(row.id, None, row.fingerprint)
             if row.status in ("running", "waiting"):
                 self.rows[row.id] = row
             if row.status == "waiting":
@@ -171,7 +199,8 @@ class Evolution:
             self.stats.duplicates += row.status in ("duplicate", "waiting")
         for row in sorted(joined, key=lambda r: r.joined):
             self.join_seq = row.joined
-            self.population.append(Member(row.id, self.parse_loss(row.formula), row.score))
+            self.population.append(Member(row.id, self.parse_loss(row.formula),
+                                          self.root[row.id]))
         self.started = sum(1 for r in rows if r.status in STARTED)
         saved = self.study.meta().get("stats") or {}
         for name in ("screen_s", "driver_s", "wall_s", "shortcuts"):
@@ -192,61 +221,86 @@ class Evolution:
         best = None
         for i in picks:
             m = pop[i]
-            s = -math.inf if m.score is None else m.score
+            score = self.group_score(m.group)
+            s = -math.inf if score is None else score
             if best is None or s > best[0]:
                 best = (s, m)
         return best[1]
 
-    def _reuse(self, row: Candidate, other: int, how: str) -> None:
+    def _reuse(self, row: Candidate, other: int, how: str) -> bool:
+        """Settle ``row`` as equivalent to ``other``: rejected like it (normal form only),
+        a duplicate with its group's score, or waiting for it. False: ``other`` failed
+        (a crash is no verdict on the loss), so ``row`` goes on."""
         root = self.root.get(other, other)
         status = self.status[root]
+        if status == "failed":
+            return False
         row.duplicate_of = root
         if status == "rejected":
             row.status, row.reason = "rejected", f"same {how} as #{root}"
         elif status in ("running", "waiting"):
             row.status, row.reason = "waiting", f"same {how} as #{root} (in flight)"
         else:
-            row.status, row.score = "duplicate", self.score[root]
+            row.status, row.score = "duplicate", self.group_score(root)
             row.reason = f"same {how} as #{root}"
+        return True
 
     def _classify(self, loss: Loss, row: Candidate) -> None:
+        """The paper's order: the normal form (an exact identity, free), then the rejection
+        protocol, then the gradient fingerprint among losses that passed it."""
         eq = self.config.equivalence.enabled
         if eq:
             hit = self.index.by_normal_form(row.normal)
-            if hit is not None:
-                self._reuse(row, hit, "normal form")
+            if hit is not None and self._reuse(row, hit, "normal form"):
                 return
-        if not (self.config.screening.enabled or eq):
-            row.status = "running"
-            return
-        lookup = self.index.by_gradient if eq else None
-        try:
-            res = self.screener.screen(loss, lookup)
-        except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
-            row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
-            self.last_error = row.reason
-            return
-        self.stats.screened += 1
-        self.stats.screen_s += res.seconds
-        self.stats.shortcuts += res.shortcut
-        row.g, row.fingerprint, row.screen_s = res.g, res.fingerprint, res.seconds
-        if res.verdict == SETTLED:
-            self._reuse(row, res.settled, "gradient fingerprint")
-        elif res.verdict == REJECTED:
-            row.status, row.reason = "rejected", res.reason
-        else:
+        if self.config.screening.enabled or eq:
+            screener = self.screener  # a task that cannot make screening samples: stop here
+            try:
+                res = screener.screen(loss, optimize=self.config.screening.enabled)
+            except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
+                row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
+                self.last_error = row.reason
+                return
+            self.stats.screened += 1
+            self.stats.screen_s += res.seconds
+            self.stats.shortcuts += res.shortcut
+            row.g, row.fingerprint, row.screen_s = res.g, res.fingerprint, res.seconds
+            if res.verdict == REJECTED:
+                row.status, row.reason = "rejected", res.reason
+                return
             assert res.verdict == ACCEPTED
+            if eq and row.fingerprint is not None:
+                hit = self.index.by_gradient(row.fingerprint)
+                if hit is not None and self._reuse(row, hit, "gradient fingerprint"):
+                    return
+        row.status = "running"
+
+    def _copy(self, parent: Member, row: Candidate) -> None:
+        """The paper's copy. ``reuse``: the child joins with its parent's score, untrained.
+        ``reevaluate``: the parent's loss is trained again with a fresh seed and the
+        result adds to its group's mean (a lucky proxy score is re-measured, not spread)."""
+        group = parent.group
+        if self.config.mutation.copy_mode == "reevaluate":
+            row.status, row.duplicate_of = "running", group
+            row.reason = f"re-evaluation of #{group}"
+            return
+        self._reuse(row, group, "loss (a copy)")
+        if row.status == "":  # the parent's group failed to train: train the copy
             row.status = "running"
 
     def produce(self) -> Candidate | None:
         """One evolution step: returns the candidate to train, or None if it was settled
-        (a duplicate or a candidate waiting for an equivalent one in flight)."""
+        (a duplicate or a candidate waiting for an equivalent one in flight).
+
+        The offspring kind (copy, re-initialization, mutations) is drawn once per step;
+        candidates of that kind are drawn until one passes screening."""
         t0 = time.perf_counter()
         k = self.next_step
-        rng = np.random.default_rng([self.config.seed, k])
+        rng = stream(self.config.seed, "step", k)
         initial = (self.config.strategy == "random" or not self.population
                    or self.initial < self.config.population.initial)
         parent = None if initial else self._tournament(rng)
+        kind = "init" if parent is None else self.maker.draw_kind(rng)
         rows: list[Candidate] = []
         max_tries = self.config.screening.max_tries
         while True:
@@ -257,38 +311,51 @@ class Evolution:
                     f"(raise screening.max_tries or lower screening.eta){last}"
                 )
             self.tries += 1
-            loss, label = self.maker.random(rng) if parent is None else self.maker.child(
-                rng, parent.loss)
+            if parent is None:
+                loss, label = self.maker.random(rng)
+            else:
+                loss, label = self.maker.child(rng, parent.loss, kind)
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
                             status="", parent=None if parent is None else parent.id,
                             mutation=label)
             self.next_id += 1
-            self._classify(loss, row)
+            if kind == "copy":
+                self._copy(parent, row)
+            else:
+                self._classify(loss, row)
             rows.append(row)
             if self.config.equivalence.enabled:
-                self.index.add(row.id, row.normal, row.fingerprint)
+                self.index.add(row.id, row.normal, None)
+                if row.status == "running" and not row.duplicate_of:
+                    self.index.add(row.id, None, row.fingerprint)
             self._note(row)
             if row.status == "rejected":
                 self.stats.rejected += 1
                 continue
             break
+        self.tries = 0  # a candidate passed: the count of failures in a row starts again
+        self.settled = 0 if row.status == "running" else self.settled + 1
+        if self.settled >= max_tries:
+            self.study.insert(rows, {"stats": self.stats.__dict__})
+            self.next_step = k + 1
+            raise SearchError(
+                f"the search produced only duplicates of losses already known in {max_tries} "
+                "steps in a row: it has converged (raise screening.max_tries, or make "
+                "offspring travel further: mutation.reinit, mutation.mutations)")
         if parent is None:
             self.initial += 1
         self.next_step = k + 1
         if row.status == "running":
-            row.seed = (derive_seed(self.config.seed, 0, 2)
-                        if self.config.evaluation.common_seed
-                        else derive_seed(self.config.seed, k, 1))
+            row.seed = training_seed(self.config, k)
             self.rows[row.id] = row
             self.losses[row.id] = loss
             self.started += 1
-            self.tries = 0
         elif row.status == "waiting":
             self.stats.duplicates += 1
             self.rows[row.id] = row
             self.losses[row.id] = loss
             self.waiting.setdefault(row.duplicate_of, []).append(row.id)
-        else:  # duplicate: joins the population with the reused score
+        else:  # duplicate: joins the population with its group's score
             self.stats.duplicates += 1
             self.losses[row.id] = loss
             row.finished = time.time()
@@ -304,19 +371,22 @@ class Evolution:
         row.status = result["status"]
         row.score = result.get("score")
         row.metrics = result.get("metrics")
-        row.reason = result.get("reason")
+        row.reason = result.get("reason") or row.reason
         row.train_s = result.get("train_s")
         row.worker = result.get("worker")
         row.finished = time.time()
-        self._join(row)
         self._note(row)
+        self._join(row)
         changed = [row]
+        group = self.root[row.id]
         for wid in self.waiting.pop(row.id, []):
             w = self.rows.pop(wid)
-            w.status, w.score, w.finished = "duplicate", row.score, time.time()
+            w.status, w.score, w.finished = "duplicate", self.group_score(group), time.time()
             w.reason = (w.reason or "").replace(" (in flight)", "")
-            self._join(w)
+            if row.status == "failed":
+                w.reason += ", whose training failed"
             self._note(w)
+            self._join(w)
             changed.append(w)
         self.stats.driver_s += time.perf_counter() - t0
         self.study.update(changed, {"stats": self.stats.__dict__})

@@ -1,14 +1,23 @@
-"""The loss-rejection protocol (paper Eq. 3), with cheap short-cuts first.
+"""The loss-rejection protocol (paper Eq. 3), with cheap short-cuts first, and the
+gradient fingerprint of the equivalence check.
 
 Given B samples of raw predictions of a randomly initialized network and their
 targets, a candidate loss is minimized directly over the raw predictions (Adam, through
 the task's branch transforms) and the task metric of each sample is compared before
 and after: g = mean gain. The candidate is rejected when g < eta.
 
-Before any optimization, obvious cases are settled (the short-cuts): a loss that uses
-no leaf depending on the predictions, a NaN/Inf loss or gradient, an all-zero gradient.
-The first backward pass also gives the gradient fingerprint of the equivalence check;
-``lookup`` may settle the candidate there (a duplicate) before the optimization.
+Before any optimization, obvious cases are settled (the short-cuts): a branch that uses
+no leaf depending on its predictions (or, where the branch has one, no target leaf), a
+NaN/Inf loss or gradient, a gradient that is zero (relative: the float64 gradient is
+below float32 rounding noise, see :func:`_is_zero`).
+
+The **fingerprint** (paper Section 3.2; see :mod:`.equivalence`) is taken per branch:
+the B gradient norms at the initial predictions, the B directional derivatives along a
+fixed random direction there (signed, so that L and -L never collide), and, when the
+protocol ran, the B gradient norms at the end of the candidate's own optimization
+(where predictions are far from uniform and losses differ most; equivalent losses,
+which differ by a constant, follow the same Adam path and meet there again). The search
+consults it only for candidates that passed the protocol (the paper's order).
 
 All B samples are stacked on a leading dim and optimized in one graph: each sample's
 loss depends on its own predictions only, so one backward pass over the sum gives every
@@ -18,7 +27,6 @@ sample's gradient.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,16 +34,17 @@ import torch
 from ..expr.compile import CompiledLoss
 from ..expr.tree import Loss
 from ..tasks.base import ScreeningBatch, Task, tensors_of, tree_map
-from .config import ScreeningConfig
+from .config import ScreeningConfig, SearchConfig
 from .equivalence import fingerprint
+from .seeds import derive_seed
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
-SETTLED = "settled"  # decided by ``lookup`` (equivalence) before optimization
-ZERO_GRAD = 1e-7
-"""Gradient norms below this on every sample count as zero (float32 rounding noise: e.g.
-the mean over classes of softmax probabilities is 1/C exactly, yet its float32 gradient
-is ~1e-9)."""
+ZERO_RATIO = 1e-3
+"""A gradient counts as zero when its float64 norm is below this fraction of its float32
+norm on every sample: what float32 shows is then rounding noise (e.g. the mean over
+classes of softmax probabilities is 1/C exactly, yet its float32 gradient is ~1e-9). The
+test is relative, as Adam is: a loss scaled by 1e-8 keeps its (tiny, real) gradient."""
 
 
 @dataclass
@@ -46,7 +55,6 @@ class ScreenResult:
     fingerprint: str | None = None
     shortcut: bool = False
     seconds: float = 0.0
-    settled: object = None
 
 
 class Screener:
@@ -71,70 +79,132 @@ class Screener:
         self.batch = batch or task.screening_batch(config.samples, seed, device)
         self.raw0 = tree_map(lambda t: t.detach().float(), self.batch.raw)
         self.target = self.batch.target
+        gen = torch.Generator().manual_seed(derive_seed(seed, "fingerprint direction"))
+        self.direction = [torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.device)
+                          for t in tensors_of(self.raw0)]
         with torch.no_grad():
             self.before = task.sample_metric(self.raw0, self.target, self.metric).float()
 
-    # -- the protocol ------------------------------------------------------------
-    def _loss_and_grads(self, compiled: CompiledLoss, raw, leaves):
-        per = compiled.per_sample(self.task.branch_inputs(raw, self.target))
-        total = per.sum()
-        if not bool(torch.isfinite(total)):
-            return None, None
-        grads = torch.autograd.grad(total, leaves, allow_unused=True)
-        return total, [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+    @classmethod
+    def from_config(cls, task: Task, metric: str, config: SearchConfig,
+                    device: str = "cpu") -> Screener:
+        """The screener of a search: its settings, operators and equivalence digits, and
+        samples drawn from a stream of the master seed of their own."""
+        from ..expr.ops import get_operators
 
-    def _norms(self, grads) -> torch.Tensor:
+        return cls(task, metric, config.screening, derive_seed(config.seed, "screening"),
+                   device, get_operators(config.operators), config.equivalence.digits)
+
+    # -- pieces -------------------------------------------------------------------
+    def _branch_values(self, compiled: CompiledLoss, raw) -> list[tuple[str, torch.Tensor]]:
+        inputs = self.task.branch_inputs(raw, self.target)
+        return [(name, part.per_sample(inputs[name])) for name, part in compiled.parts]
+
+    def _grads(self, value: torch.Tensor, leaves, retain: bool = False) -> list[torch.Tensor]:
+        grads = torch.autograd.grad(value, leaves, allow_unused=True, retain_graph=retain)
+        return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+
+    @staticmethod
+    def _norms(grads) -> torch.Tensor:
         sq = None
         for g in grads:
             s = g.reshape(g.shape[0], -1).double().pow(2).sum(dim=1)
             sq = s if sq is None else sq + s
         return sq.sqrt()
 
-    def screen(
-        self,
-        loss: Loss,
-        lookup: Callable[[str], object | None] | None = None,
-        optimize: bool | None = None,
-    ) -> ScreenResult:
-        """Screen one loss. ``lookup(fingerprint)`` returning non-None settles it early.
+    def _directional(self, grads) -> torch.Tensor:
+        out = None
+        for g, v in zip(grads, self.direction):
+            d = (g.double() * v).reshape(g.shape[0], -1).sum(dim=1)
+            out = d if out is None else out + d
+        return out
 
-        ``optimize=False`` stops after the fingerprint (equivalence check without the
-        rejection protocol, for ablations); the default follows ``config.enabled``.
-        """
+    def _initial(self, compiled: CompiledLoss, dtype: torch.dtype):
+        """Per branch at the initial predictions: (name, values, grads)."""
+        raw = tree_map(lambda t: t.to(dtype).clone().requires_grad_(True), self.raw0)
+        leaves = tensors_of(raw)
+        parts = self._branch_values(compiled, raw)
+        out = []
+        for i, (name, per) in enumerate(parts):
+            if not bool(torch.isfinite(per).all()):
+                return None
+            out.append((name, per, self._grads(per.sum(), leaves, retain=i < len(parts) - 1)))
+        return out
+
+    def _is_zero(self, compiled: CompiledLoss, norms32: torch.Tensor) -> bool:
+        if float(norms32.max()) == 0.0:
+            return True
+        try:
+            parts = self._initial(compiled, torch.float64)
+        except (RuntimeError, TypeError):  # a task transform that cannot run in float64
+            return bool(float(norms32.max()) < 1e-7)
+        if parts is None:
+            return False
+        norms64 = sum(self._norms(g) for _, _, g in parts)
+        return bool((norms64 <= ZERO_RATIO * norms32).all())
+
+    def _fp(self, values) -> str:
+        return fingerprint(values, self.digits)
+
+    # -- the protocol ------------------------------------------------------------
+    def screen(self, loss: Loss, optimize: bool | None = None) -> ScreenResult:
+        """Screen one loss. ``optimize=False`` stops after the short-cuts and the
+        initial-point fingerprint (the equivalence check without the rejection protocol,
+        for ablations); the default follows ``config.enabled``."""
         t0 = time.perf_counter()
-        res = self._screen(loss, lookup, self.config.enabled if optimize is None else optimize)
+        res = self._screen(loss, self.config.enabled if optimize is None else optimize)
         res.seconds = time.perf_counter() - t0
         return res
 
-    def _screen(self, loss, lookup, optimize) -> ScreenResult:
-        if not self.task.depends_on_prediction(loss):
-            return ScreenResult(REJECTED, "does not depend on the prediction", shortcut=True)
+    def _screen(self, loss: Loss, optimize: bool) -> ScreenResult:
+        problem = self.task.dependency_problem(loss)
+        if problem:
+            return ScreenResult(REJECTED, problem, shortcut=True)
         compiled = CompiledLoss(loss, self.operators)
+        parts = self._initial(compiled, torch.float32)
+        if parts is None:
+            return ScreenResult(REJECTED, "NaN/Inf loss", shortcut=True)
+        multi = len(parts) > 1
+        head = []
+        total_norm = None
+        for name, _, grads in parts:
+            norms = self._norms(grads)
+            if not bool(torch.isfinite(norms).all()):
+                return ScreenResult(REJECTED, "NaN/Inf gradient", shortcut=True)
+            if multi and self._is_zero(CompiledLoss(Loss([(name, loss[name])]),
+                                                    self.operators), norms):
+                return ScreenResult(REJECTED, f"zero gradient in branch {name}", shortcut=True)
+            total_norm = norms if total_norm is None else total_norm + norms
+            head.append((name, norms.tolist(), self._directional(grads).tolist()))
+        if not multi and self._is_zero(compiled, total_norm):
+            return ScreenResult(REJECTED, "zero gradient", shortcut=True)
+        if not optimize:
+            return ScreenResult(ACCEPTED, "not screened", fingerprint=self._join(head, None))
+        return self._optimize(compiled, head)
+
+    def _join(self, head, tail) -> str:
+        out = []
+        for i, (name, norms, directional) in enumerate(head):
+            text = f"{self._fp(norms)}|{self._fp(directional)}"
+            if tail is not None:
+                text += f"|{self._fp(tail[i])}"
+            out.append(f"{name}:{text}" if len(head) > 1 else text)
+        return ";".join(out)
+
+    def _optimize(self, compiled: CompiledLoss, head) -> ScreenResult:
         raw = tree_map(lambda t: t.clone().requires_grad_(True), self.raw0)
         leaves = tensors_of(raw)
-        total, grads = self._loss_and_grads(compiled, raw, leaves)
-        if total is None:
-            return ScreenResult(REJECTED, "NaN/Inf loss", shortcut=True)
-        norms = self._norms(grads)
-        if not bool(torch.isfinite(norms).all()):
-            return ScreenResult(REJECTED, "NaN/Inf gradient", shortcut=True)
-        if float(norms.max()) < ZERO_GRAD:
-            return ScreenResult(REJECTED, "zero gradient", shortcut=True)
-        fp = fingerprint(norms.tolist(), self.digits)
-        if lookup is not None:
-            hit = lookup(fp)
-            if hit is not None:
-                return ScreenResult(SETTLED, "same gradient fingerprint", fingerprint=fp,
-                                    settled=hit)
-        if not optimize:
-            return ScreenResult(ACCEPTED, "not screened", fingerprint=fp)
         opt = torch.optim.Adam(leaves, lr=self.config.lr)
+        partial = self._join(head, None)
         for step in range(self.config.steps):
-            if step > 0:
-                total, grads = self._loss_and_grads(compiled, raw, leaves)
-                if total is None or not all(bool(torch.isfinite(g).all()) for g in grads):
-                    return ScreenResult(REJECTED, f"NaN/Inf during optimization (step {step})",
-                                        fingerprint=fp)
+            total = compiled.per_sample(self.task.branch_inputs(raw, self.target)).sum()
+            if not bool(torch.isfinite(total)):
+                return ScreenResult(REJECTED, f"NaN/Inf during optimization (step {step})",
+                                    fingerprint=partial)
+            grads = self._grads(total, leaves)
+            if not all(bool(torch.isfinite(g).all()) for g in grads):
+                return ScreenResult(REJECTED, f"NaN/Inf during optimization (step {step})",
+                                    fingerprint=partial)
             for x, g in zip(leaves, grads):
                 x.grad = g
             opt.step()
@@ -142,7 +212,25 @@ class Screener:
             after = self.task.sample_metric(raw, self.target, self.metric).float()
         g = float((after - self.before).mean())
         if g != g:  # NaN metric after optimization
-            return ScreenResult(REJECTED, "NaN metric after optimization", fingerprint=fp)
+            return ScreenResult(REJECTED, "NaN metric after optimization", fingerprint=partial)
         if g < self.config.eta:
-            return ScreenResult(REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=fp)
+            return ScreenResult(REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=partial)
+        tail = self._end_norms(compiled, raw)
+        fp = partial if tail is None else self._join(head, tail)
         return ScreenResult(ACCEPTED, "", g=g, fingerprint=fp)
+
+    def _end_norms(self, compiled: CompiledLoss, raw) -> list[list[float]] | None:
+        """Per-branch gradient norms at the end of the optimization (None if not finite)."""
+        end = tree_map(lambda t: t.detach().clone().requires_grad_(True), raw)
+        leaves = tensors_of(end)
+        parts = self._branch_values(compiled, end)
+        out = []
+        for i, (_, per) in enumerate(parts):
+            if not bool(torch.isfinite(per).all()):
+                return None
+            norms = self._norms(self._grads(per.sum(), leaves, retain=i < len(parts) - 1))
+            if not bool(torch.isfinite(norms).all()):
+                return None
+            out.append(norms.tolist())
+        return out
+

@@ -16,6 +16,7 @@ in flight, which are stored as ``running`` with their seed and re-run on resume.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -96,6 +97,8 @@ class Candidate:
     created: float = field(default_factory=time.time)
     finished: float | None = None
     worker: str | None = None
+    evaluations: int | None = None
+    """Not stored: on leaderboard rows, how many proxy trainings the score averages."""
 
     def values(self) -> tuple:
         d = self.__dict__.copy()
@@ -189,8 +192,25 @@ class StudyReader:
         return self.con.execute(q, STARTED).fetchone()[0]
 
     def leaderboard(self, limit: int | None = None) -> list[Candidate]:
-        """Evaluated losses by score (best first); one row per distinct normal form."""
-        rows = self.candidates("WHERE status = 'evaluated' AND score IS NOT NULL")
+        """Evaluated losses by score (best first); one row per distinct normal form.
+
+        A loss and its re-evaluations (copies trained again with another seed, whose
+        ``duplicate_of`` names it) make one row: its score is the mean of their scores
+        and ``evaluations`` their number."""
+        evaluated = self.candidates("WHERE status = 'evaluated' AND score IS NOT NULL")
+        groups: dict[int, list[Candidate]] = {}
+        for c in evaluated:
+            groups.setdefault(c.duplicate_of or c.id, []).append(c)
+        heads = {c.id: c for c in self.candidates(
+            f"WHERE id IN ({','.join('?' * len(groups))})", list(groups))} if groups else {}
+        rows = []
+        for gid, members in groups.items():
+            head = dataclasses.replace(heads.get(gid) or members[0])
+            head.score = sum(m.score for m in members) / len(members)
+            head.evaluations = len(members)
+            if head.status != "evaluated":  # the first training was invalid or failed
+                head.metrics = members[0].metrics
+            rows.append(head)
         rows.sort(key=lambda c: (-c.score, c.id))
         out, seen = [], set()
         for c in rows:

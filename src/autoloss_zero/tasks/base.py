@@ -80,11 +80,14 @@ def check_split(split: str) -> str:
 
 @dataclass(frozen=True)
 class Branch:
-    """One loss branch: its name, leaf set, and the leaves that depend on predictions."""
+    """One loss branch: its name, leaf set, the leaves that depend on predictions, and
+    the leaves that carry its targets (a loss must use one of each to be screened; a
+    branch whose leaves mix both, like the box leaves ``i, u, e``, declares none)."""
 
     name: str = "loss"
     leaves: tuple[str, ...] = DEFAULT_LEAVES
     prediction_leaves: tuple[str, ...] = ("yhat",)
+    target_leaves: tuple[str, ...] = ("y",)
 
 
 @dataclass
@@ -193,6 +196,24 @@ class Task(ABC):
         """Whether any branch uses a leaf that depends on the raw predictions."""
         spec = {b.name: set(b.prediction_leaves) for b in self.branches}
         return any(e.leaves & spec.get(n, set()) for n, e in loss.branches)
+
+    def dependency_problem(self, loss: Loss) -> str | None:
+        """Why ``loss`` cannot train this task's predictions, or None: every branch must
+        use a leaf that depends on its own predictions and, where the branch has target
+        leaves, one of them (a branch that ignores its labels would pass screening on the
+        strength of the other branches)."""
+        spec = {b.name: b for b in self.branches}
+        for name, expr in loss.branches:
+            b = spec.get(name)
+            if b is None:
+                continue
+            where = f" (branch {name})" if len(self.branches) > 1 else ""
+            if not expr.leaves & set(b.prediction_leaves):
+                return f"does not depend on the prediction{where}"
+            targets = set(b.target_leaves) & set(b.leaves)
+            if targets and not expr.leaves & targets:
+                return f"does not depend on the target{where}"
+        return None
 
     # -- losses ---------------------------------------------------------------
     def as_task_loss(self, formula: str | Expr | Loss, fixed: Mapping[str, str] = (),

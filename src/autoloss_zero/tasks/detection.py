@@ -84,8 +84,8 @@ from .detector.pipeline import paste_masks
 
 BOX_LEAVES = ("i", "u", "e", "1")
 CLS = Branch("cls_rpn"), Branch("cls_rcnn")
-REG = (Branch("reg_rpn", BOX_LEAVES, ("i", "u", "e")),
-       Branch("reg_rcnn", BOX_LEAVES, ("i", "u", "e")))
+REG = (Branch("reg_rpn", BOX_LEAVES, ("i", "u", "e"), ()),
+       Branch("reg_rcnn", BOX_LEAVES, ("i", "u", "e"), ()))
 DETECTION_BASELINES = ("ce+l1", "ce+iou", "ce+giou")
 
 
@@ -334,7 +334,9 @@ class DetectionTask(Task):
         with seeded(seed):
             model = self.build_model().to(device)
         model.eval()
-        gen = torch.Generator(device=device).manual_seed(int(seed))
+        # anchor/RoI sampling draws from a stream of its own, not the network's init seed
+        gen = torch.Generator(device=device).manual_seed(
+            int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0]))
         gt_b = tree_map(lambda t: t.to(device), take(gt, idx))
         with torch.no_grad():
             raw, target = training_outputs(model, x[idx].to(device), gt_b, self.sampling, gen)
