@@ -21,7 +21,7 @@ from .expr import (
     register_operator,
 )
 from .search.config import SearchConfig
-from .search.evolution import search
+from .search.evolution import confirm, search
 from .search.study import StudyReader
 from .tasks import Task, get_task
 
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Expr", "Loss", "MutationConfig", "Operator", "OperatorSet", "SearchConfig", "StudyReader",
-    "Task", "__version__", "export_text", "get_operators", "get_task", "load_loss",
+    "Task", "__version__", "confirm", "export_text", "get_operators", "get_task", "load_loss",
     "make_operator", "mutate", "offspring", "parse", "random_expr", "register_operator",
     "search",
 ]

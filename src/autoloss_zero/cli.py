@@ -132,7 +132,8 @@ def check(
 @app.command()
 def search(
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
-    budget: Annotated[int, typer.Option(min=0, help="Proxy trainings to start in total.")],
+    budget: Annotated[int, typer.Option(min=0, help="Compute to spend in total, in "
+                                        "proxy-training equivalents (see below).")],
     study: Annotated[Path, typer.Option(help="Study file (SQLite); an existing one resumes.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
     seed: Annotated[int | None, typer.Option(help="Master seed (default 0).")] = None,
@@ -147,7 +148,10 @@ def search(
         min=0, help="Stop making candidates after this many seconds (resume later).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ):
-    """Run a search, or resume the one stored in --study."""
+    """Run a search, or resume the one stored in --study.
+
+    --budget is compute in proxy-training equivalents: each proxy training counts 1, a
+    promotion to a fidelity rung its steps x batch size over the proxy's."""
     from .search.config import SearchConfig
     from .search.evolution import search as run_search
     from .search.study import StudyReader
@@ -183,11 +187,22 @@ def _print_leaderboard(reader, top: int) -> None:
     meta = reader.meta()
     counts = reader.counts()
     board = reader.leaderboard(top)
-    table = Table("rank", meta["metric"], "id", "formula",
-                  title=f"{meta['task']} / {meta['metric']}: {reader.started()} evaluations, "
-                        f"{counts['rejected']} rejected, {counts['duplicate']} duplicates")
+    ranking = reader.ranking()
+    confirmed = ranking == "confirmed"
+    columns = ["rank", f"{meta['metric']} (proxy)", "n"]
+    if confirmed:
+        columns += ["confirmed (full, val)", "seeds"]
+    table = Table(*columns, "id", "formula",
+                  title=f"{meta['task']} / {meta['metric']}: {reader.started()} proxy trainings, "
+                        f"{reader.spent():g} proxy-training equivalents spent, "
+                        f"{counts['rejected']} rejected, {counts['duplicate']} duplicates; "
+                        f"ranked by {'confirmed' if confirmed else 'proxy'} scores")
     for i, c in enumerate(board, 1):
-        table.add_row(str(i), f"{c.score:.4f}", str(c.id), c.formula)
+        cells = [str(i), f"{c.score:.4f}", str(c.evaluations or 1)]
+        if confirmed:
+            cells += ["-" if c.confirmed is None else f"{c.confirmed:.4f}",
+                      str(c.confirmed_seeds or "-")]
+        table.add_row(*cells, str(c.id), c.formula)
     Console().print(table)
 
 
@@ -205,15 +220,55 @@ def show(
             _print_leaderboard(r, top)
             return
         meta = r.meta()
+        rungs: dict[str, int] = {}
+        for e in r.evaluations():
+            key = f"{e.kind} {e.schedule}" + (f" rung {e.rung}" if e.kind == "rung" else "")
+            rungs[key] = rungs.get(key, 0) + 1
         _echo_json({
             "task": meta["task"], "metric": meta["metric"], "evaluations": r.started(),
-            "budget": meta.get("budget"), "counts": r.counts(),
+            "spent": r.spent(), "budget": meta.get("budget"),
+            "budget_unit": "proxy-training equivalents", "counts": r.counts(),
+            "trainings_beyond_the_proxy": rungs, "ranking": r.ranking(),
             "losses": [
                 {"rank": i, "formula": c.formula, "score": c.score, "id": c.id,
-                 "metrics": c.metrics, "parent": c.parent, "mutation": c.mutation}
+                 "proxy_trainings": c.evaluations or 1, "confirmed": c.confirmed,
+                 "confirmed_seeds": c.confirmed_seeds, "metrics": c.metrics,
+                 "parent": c.parent, "mutation": c.mutation}
                 for i, c in enumerate(r.leaderboard(top), 1)
             ],
         })
+
+
+@app.command()
+def confirm(
+    study: Annotated[Path, typer.Argument(help="Study file.")],
+    top: Annotated[int, typer.Option(min=1, help="How many losses of the ranking.")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, help="Full-schedule trainings per loss.")] = 2,
+    workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
+    engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    device: Annotated[Device, typer.Option()] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Re-train the top losses with the full schedule, scored on the validation split.
+
+    From then on the study is ranked by these scores (show, export, load_loss and
+    compare study:PATH#K use that ranking). Resumable; trainings already made count."""
+    from .search.evolution import confirm as run_confirm
+
+    def progress(done, total):
+        if not as_json:
+            typer.echo(f"[{done}/{total}] confirmation trainings", err=True)
+
+    with run_confirm(study, top, seeds, workers=workers, engine=engine.value,
+                     scheduler=scheduler, device=device.value, progress=progress) as r:
+        if not as_json:
+            _print_leaderboard(r, top)
+            return
+        _echo_json({"ranking": r.ranking(), "losses": [
+            {"rank": i, "formula": c.formula, "score": c.score, "confirmed": c.confirmed,
+             "confirmed_seeds": c.confirmed_seeds, "id": c.id}
+            for i, c in enumerate(r.leaderboard(top), 1)]})
 
 
 @app.command()

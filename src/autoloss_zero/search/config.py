@@ -100,6 +100,59 @@ class EvaluationConfig:
             raise ConfigError("evaluation.timeout, .retries and .ahead must be >= 0")
 
 
+RUNG_KEYS = {"schedule", "seeds", "top"}
+
+
+@dataclass
+class FidelityConfig:
+    """Multi-fidelity evaluation: rungs above the proxy (rung 0, one proxy training).
+
+    Each rung is a table ``{schedule = "proxy" | "full", seeds = N, top = F}``: a loss
+    that sits in the top fraction F of the losses that completed the rung below is
+    promoted (the ASHA rule, asynchronously, as workers free up) and trained until it has
+    N trainings of that schedule (``proxy``: more seeds of the proxy, its score the mean
+    of them all; ``full``: the task's full schedule, scored on the validation split).
+    Empty (the default): every loss gets one proxy training, as in the paper."""
+
+    rungs: list = field(default_factory=list)
+
+    def __post_init__(self):
+        seeds = {"proxy": 1, "full": 0}
+        for i, rung in enumerate(self.rungs, 1):
+            if not isinstance(rung, dict) or set(rung) - RUNG_KEYS:
+                raise ConfigError(f"fidelity.rungs[{i}]: a table with keys "
+                                  f"{', '.join(sorted(RUNG_KEYS))}")
+            schedule = rung.get("schedule", "proxy")
+            n, top = rung.get("seeds"), rung.get("top")
+            if schedule not in ("proxy", "full"):
+                raise ConfigError(f"fidelity.rungs[{i}].schedule must be 'proxy' or 'full'")
+            if not isinstance(n, int) or isinstance(n, bool) or n <= seeds[schedule]:
+                raise ConfigError(f"fidelity.rungs[{i}].seeds must be an integer above the "
+                                  f"rung below ({seeds[schedule]} {schedule} trainings)")
+            if not isinstance(top, (int, float)) or isinstance(top, bool) \
+                    or not 0.0 < float(top) <= 1.0:
+                raise ConfigError(f"fidelity.rungs[{i}].top must be in (0, 1]")
+            if schedule == "proxy" and seeds["full"]:
+                raise ConfigError(f"fidelity.rungs[{i}]: proxy rungs come before full ones")
+            seeds[schedule] = n
+            rung.setdefault("schedule", schedule)
+
+
+@dataclass
+class ConfirmConfig:
+    """Confirmation at the end of a search: the top losses re-trained with the full
+    schedule over several seeds, scored on the validation split, ranked by that."""
+
+    top: int = 0
+    """How many losses (0: no confirmation; ``autoloss-zero confirm`` does it later)."""
+    seeds: int = 2
+    """Full-schedule trainings per confirmed loss (ones made by fidelity rungs count)."""
+
+    def __post_init__(self):
+        if self.top < 0 or self.seeds < 1:
+            raise ConfigError("confirm.top must be >= 0 and confirm.seeds >= 1")
+
+
 @dataclass
 class SearchConfig:
     seed: int = 0
@@ -109,6 +162,8 @@ class SearchConfig:
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     equivalence: EquivalenceConfig = field(default_factory=EquivalenceConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     operators: list = field(default_factory=lambda: list(DEFAULT_NAMES))
     """Names of the operators searched over."""
     operator_modules: list = field(default_factory=list)

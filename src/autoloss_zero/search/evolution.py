@@ -36,9 +36,10 @@ from .candidates import CandidateMaker
 from .config import SearchConfig, config_diff
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
+from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import ACCEPTED, REJECTED, Screener
 from .seeds import derive_seed, stream
-from .study import STARTED, Candidate, Study, StudyError, StudyReader
+from .study import STARTED, Candidate, Evaluation, Study, StudyError, StudyReader
 from .worker import configure_torch, import_operator_modules, make_job, one_line
 
 
@@ -134,6 +135,15 @@ class Evolution:
         self.best: tuple[float, str] | None = None
         self.last_error: str | None = None
         self._screener: Screener | None = None
+        # fidelity rungs and confirmation (see fidelity.py)
+        self.rungs: list[Rung] = rungs_of(config.fidelity)
+        self.full: dict[int, list[float | None]] = {}
+        self.promoted: dict[int, set[int]] = {r.index: set() for r in self.rungs}
+        self.running_evals: dict[int, Evaluation] = {}
+        self.queue: deque[Evaluation] = deque()
+        self.rung_cost = 0.0
+        self.next_eval_id = 1
+        self.unit = task.schedule_cost("proxy")
 
     # -- helpers ----------------------------------------------------------------
     @property
@@ -152,9 +162,13 @@ class Evolution:
         return loss
 
     def group_score(self, group: int) -> float | None:
-        """The mean score of a group's evaluations (None: none evaluated, the worst)."""
-        scores = [s for s in self.evals.get(group, ()) if s is not None]
-        return sum(scores) / len(scores) if scores else None
+        """The mean score of a group's proxy trainings (None: none evaluated, the worst)."""
+        return mean(self.evals.get(group, ()))
+
+    @property
+    def spent(self) -> float:
+        """Compute started, in proxy-training equivalents (the budget's unit)."""
+        return self.started + self.rung_cost
 
     def _join(self, row: Candidate) -> None:
         self.join_seq += 1
@@ -208,7 +222,23 @@ class Evolution:
         self.stats.extra.update(saved.get("extra") or {})
         self.next_step = max((r.step for r in rows), default=-1) + 1
         self.next_id = self.study.next_id()
+        for e in self.study.evaluations():
+            self.next_eval_id = max(self.next_eval_id, e.id + 1)
+            if e.kind == "rung":
+                self.promoted.setdefault(e.rung, set()).add(e.candidate)
+                self.rung_cost += e.cost
+            if e.status == "running":
+                self.running_evals[e.id] = e
+                if e.kind == "rung":
+                    self.queue.append(e)  # re-run on resume
+            else:
+                self._note_evaluation(e)
         return [r for r in rows if r.status == "running"]
+
+    def _note_evaluation(self, e: Evaluation) -> None:
+        if e.status in ("evaluated", "invalid"):
+            target = self.full if e.schedule == "full" else self.evals
+            target.setdefault(e.candidate, []).append(e.score)
 
     # -- producing a child ------------------------------------------------------------
     def _tournament(self, rng: np.random.Generator) -> Member:
@@ -221,11 +251,16 @@ class Evolution:
         best = None
         for i in picks:
             m = pop[i]
-            score = self.group_score(m.group)
-            s = -math.inf if score is None else score
-            if best is None or s > best[0]:
-                best = (s, m)
-        return best[1]
+            if best is None or self._beats(m, best):
+                best = m
+        return best
+
+    def _beats(self, a: Member, b: Member) -> bool:
+        """Whether ``a`` wins a duel with ``b``, compared at the highest fidelity both
+        reached: full-schedule means if both have them, else proxy means."""
+        fa, fb = mean(self.full.get(a.group, ())), mean(self.full.get(b.group, ()))
+        pa, pb = self.group_score(a.group), self.group_score(b.group)
+        return compare_key(pa, fa, fb is not None) > compare_key(pb, fb, fa is not None)
 
     def _reuse(self, row: Candidate, other: int, how: str) -> bool:
         """Settle ``row`` as equivalent to ``other``: rejected like it (normal form only),
@@ -365,7 +400,9 @@ class Evolution:
         return row if row.status == "running" else None
 
     # -- a result comes back ------------------------------------------------------------
-    def complete(self, result: dict) -> Candidate:
+    def complete(self, result: dict) -> Candidate | Evaluation:
+        if result["id"] < 0:
+            return self._complete_evaluation(result)
         t0 = time.perf_counter()
         row = self.rows.pop(result["id"])
         row.status = result["status"]
@@ -391,6 +428,96 @@ class Evolution:
         self.stats.driver_s += time.perf_counter() - t0
         self.study.update(changed, {"stats": self.stats.__dict__})
         return row
+
+
+    # -- fidelity rungs ------------------------------------------------------------------
+    def _started(self, group: int, schedule: str) -> int:
+        """Trainings of ``group`` on ``schedule``, finished or in flight."""
+        running = sum(1 for e in self.running_evals.values()
+                      if e.candidate == group and e.schedule == schedule)
+        if schedule == "full":
+            return len(self.full.get(group, ())) + running
+        rows = sum(1 for r in self.rows.values()
+                   if r.status == "running" and self.root.get(r.id) == group)
+        return len(self.evals.get(group, ())) + rows + running
+
+    def _completed(self, rung: Rung) -> dict[int, float | None]:
+        """Groups that completed ``rung``, with their score there."""
+        if rung.index == 0:
+            groups = [g for g, v in self.evals.items() if v]
+        else:
+            busy = {e.candidate for e in self.running_evals.values() if e.rung == rung.index}
+            groups = [g for g in self.promoted[rung.index] if g not in busy]
+        scores = self.full if rung.schedule == "full" else self.evals
+        return {g: mean(scores.get(g, ())) for g in groups}
+
+    def _new_evaluations(self, group: int, schedule: str, seeds: int, kind: str,
+                         rung: int) -> list[Evaluation]:
+        """Rows for the trainings that bring ``group`` to ``seeds`` trainings of
+        ``schedule`` (the j-th training of a group on a schedule has its own seed)."""
+        have = self._started(group, schedule)
+        cost = self.task.schedule_cost(schedule) / self.unit
+        rows = []
+        for j in range(have, seeds):
+            rows.append(Evaluation(
+                id=self.next_eval_id, candidate=group, kind=kind, rung=rung,
+                schedule=schedule, split="val", seed=derive_seed(self.config.seed, schedule,
+                                                                group, j),
+                cost=cost, status="running"))
+            self.next_eval_id += 1
+        return rows
+
+    def promote(self, budget: float) -> Evaluation | None:
+        """The next promotion training to run within ``budget``, or None (ASHA: from the
+        highest rung down, the best loss in the top fraction of the rung below)."""
+        if self.queue:
+            return self.queue.popleft()
+        for rung in reversed(self.rungs[1:]):
+            done = self._completed(self.rungs[rung.index - 1])
+            while True:
+                group = best_to_promote(done, self.promoted[rung.index], rung.top)
+                if group is None:
+                    break
+                rows = self._new_evaluations(group, rung.schedule, rung.seeds, "rung",
+                                             rung.index)
+                if self.spent + sum(e.cost for e in rows) > budget + 1e-9:
+                    self.next_eval_id -= len(rows)
+                    break  # not within the budget: the rung waits (the search may end)
+                self.promoted[rung.index].add(group)
+                if not rows:  # copies already gave it these trainings
+                    continue
+                for e in rows:
+                    self.running_evals[e.id] = e
+                    self.rung_cost += e.cost
+                self.study.put_evaluations(rows)
+                self.queue.extend(rows)
+                return self.queue.popleft()
+        return None
+
+    def confirmation(self, top: int, seeds: int) -> list[Evaluation]:
+        """Rows that bring the ``top`` losses of the study's ranking to ``seeds``
+        full-schedule trainings on the validation split (the ones already made count)."""
+        rows = []
+        for c in self.study.leaderboard(top):
+            rows += self._new_evaluations(c.id, "full", seeds, "confirm", -1)
+        for e in rows:
+            self.running_evals[e.id] = e
+        if rows:
+            self.study.put_evaluations(rows)
+        return rows
+
+    def _complete_evaluation(self, result: dict) -> Evaluation:
+        e = self.running_evals.pop(-result["id"])
+        e.status = result["status"]
+        e.score = result.get("score")
+        e.metrics = result.get("metrics")
+        e.reason = result.get("reason")
+        e.train_s = result.get("train_s")
+        e.worker = result.get("worker")
+        e.finished = time.time()
+        self._note_evaluation(e)
+        self.study.put_evaluations([e])
+        return e
 
 
 # ---------------------------------------------------------------------------
@@ -432,7 +559,10 @@ def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None
 
 def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidate],
                job_args: dict, progress=None, time_limit: float | None = None,
-               ahead: int = 0) -> None:
+               ahead: int = 0) -> bool:
+    """Keep every worker busy: promotions first (fidelity rungs), else a new candidate,
+    while the budget (proxy-training equivalents) lasts; collect results as they come.
+    Returns True when the budget is spent and every training finished (not timed out)."""
     t_start = time.perf_counter()
     base_wall = evo.stats.wall_s
 
@@ -445,17 +575,24 @@ def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidat
     evo.stats.extra["slots"] = engine.slots
     for row in rerun:
         submit(row)
+    finished = False
     while True:
         if out_of_time():
             break  # trainings in flight stay 'running' in the study: resume re-runs them
-        while (engine.pending < engine.slots + ahead and evo.started < budget
-               and not out_of_time()):
+        while engine.pending < engine.slots + ahead and not out_of_time():
+            ev = evo.promote(budget)
+            if ev is not None:
+                engine.submit(evaluation_job(evo, ev, job_args))
+                continue
+            if evo.spent + 1 > budget + 1e-9:
+                break
             row = evo.produce()
             if row is not None:
                 submit(row)
             if progress:
                 progress(evo, budget)
         if engine.pending == 0:
+            finished = not out_of_time()
             break
         for result in engine.wait(timeout=0.5):
             evo.complete(result)
@@ -464,6 +601,28 @@ def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidat
             progress(evo, budget)
     evo.stats.wall_s = base_wall + time.perf_counter() - t_start
     evo.study.set_meta({"stats": evo.stats.__dict__})
+    return finished
+
+
+def evaluation_job(evo: Evolution, e: Evaluation, job_args: dict) -> dict:
+    """The worker job of an evaluation row (its id negated, apart from candidates')."""
+    args = dict(job_args, schedule=e.schedule, split=e.split,
+                timeout=job_args.get("timeout", 0.0) * max(1.0, e.cost))
+    return make_job(-e.id, formula=evo.formula[e.candidate], seed=e.seed, **args)
+
+
+def _run_evaluations(evo: Evolution, engine: Engine, rows: list[Evaluation], job_args: dict,
+                     progress=None) -> None:
+    """Train evaluation rows (a confirmation) to the end."""
+    for e in rows:
+        engine.submit(evaluation_job(evo, e, job_args))
+    done = 0
+    while engine.pending:
+        for result in engine.wait(timeout=0.5):
+            evo.complete(result)
+            done += 1
+            if progress:
+                progress(done, len(rows))
 
 
 def search(
@@ -483,7 +642,9 @@ def search(
     """Run (or resume) a search and return the study, opened read-only.
 
     ``task``: a built-in id, ``package.module:Class``, or a Task instance.
-    ``budget``: proxy trainings started (evaluated, invalid and failed all count).
+    ``budget``: compute, in proxy-training equivalents: every proxy training started
+    (evaluated, invalid and failed all count) is 1; a promotion to a fidelity rung costs
+    its steps x batch size over the proxy's (see ``Task.schedule_cost``).
     ``study``: the SQLite file (a temporary one if None); an existing file resumes.
     ``config``: a :class:`SearchConfig` (None: the stored one on resume, else defaults).
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
@@ -524,8 +685,65 @@ def search(
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
         try:
-            _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
-                       config.evaluation.ahead)
+            finished = _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
+                                  config.evaluation.ahead)
+            if config.confirm.top and finished:
+                _confirm(evo, engine, job_args, config.confirm.top, config.confirm.seeds)
+        finally:
+            if own_engine:
+                engine.close()
+    finally:
+        db.close()
+        torch.set_num_threads(threads)
+    return StudyReader(path)
+
+
+def _confirm(evo: Evolution, engine: Engine, job_args: dict, top: int, seeds: int,
+             progress=None) -> None:
+    pending = [e for e in evo.running_evals.values() if e.kind == "confirm"]
+    _run_evaluations(evo, engine, pending + evo.confirmation(top, seeds), job_args, progress)
+
+
+def confirm(
+    study: str | Path,
+    top: int = 3,
+    seeds: int = 2,
+    *,
+    workers: int | None = None,
+    engine: str | Engine = "local",
+    scheduler: str | None = None,
+    device: str = "cpu",
+    progress=None,
+) -> StudyReader:
+    """Re-train the ``top`` losses of a study with the task's full schedule until each has
+    ``seeds`` trainings, scored on the validation split (the test split stays for
+    reporting). From then on every reader ranks the study by these scores (confirmed
+    losses first). Resumable: trainings in flight when it stopped are re-run."""
+    if top < 1 or seeds < 1:
+        raise ValueError("top and seeds must be >= 1")
+    path = Path(study)
+    with StudyReader(path) as r:
+        meta = r.meta()
+    config = SearchConfig.from_dict(meta["config"])
+    task = get_task(meta["task"], **(meta.get("task_config") or config.task_options))
+    metric = task.check_metric(meta["metric"])
+    db = Study(path)
+    threads = torch.get_num_threads()
+    try:
+        evo = Evolution(task, metric, db, config, device)
+        evo.load()
+        job_args = dict(
+            task=task_id(task), task_options=task.config, metric=metric,
+            operators=list(config.operators), operator_modules=list(config.operator_modules),
+            fixed=evo.fixed_baselines, device=device, schedule="full",
+            stop_on_invalid=config.evaluation.stop_on_invalid,
+            timeout=config.evaluation.timeout,
+        )
+        own_engine = not isinstance(engine, Engine)
+        if own_engine:
+            engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
+        try:
+            _confirm(evo, engine, job_args, top, seeds, progress)
         finally:
             if own_engine:
                 engine.close()

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 APPLICATION_ID = 0x414C5A30  # "ALZ0"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 (2026-12): the ``evaluations`` table (fidelity rungs, confirmation); version-1 files
+are upgraded in place by the first writer, and read as they are."""
 _HEADER = b"SQLite format 3\x00"
 
 STATUSES = ("rejected", "duplicate", "waiting", "running", "evaluated", "invalid", "failed")
@@ -62,7 +64,32 @@ CREATE TABLE candidates (
 );
 CREATE INDEX candidates_status ON candidates(status);
 CREATE INDEX candidates_score ON candidates(score);
+""" + """
+CREATE TABLE evaluations (
+    id INTEGER PRIMARY KEY,
+    candidate INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    rung INTEGER NOT NULL,
+    schedule TEXT NOT NULL,
+    split TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    status TEXT NOT NULL,
+    score REAL,
+    metrics TEXT,
+    reason TEXT,
+    train_s REAL,
+    created REAL NOT NULL,
+    finished REAL,
+    worker TEXT
+);
+CREATE INDEX evaluations_candidate ON evaluations(candidate);
 """
+_V2 = _SCHEMA[_SCHEMA.index("CREATE TABLE evaluations"):]
+
+EVAL_COLUMNS = ("id", "candidate", "kind", "rung", "schedule", "split", "seed", "cost",
+                "status", "score", "metrics", "reason", "train_s", "created", "finished",
+                "worker")
 
 COLUMNS = ("id", "step", "formula", "normal", "fingerprint", "status", "reason", "g", "score",
            "metrics", "parent", "mutation", "seed", "duplicate_of", "joined", "screen_s",
@@ -99,6 +126,9 @@ class Candidate:
     worker: str | None = None
     evaluations: int | None = None
     """Not stored: on leaderboard rows, how many proxy trainings the score averages."""
+    confirmed: float | None = None
+    """Not stored: on leaderboard rows, the mean full-schedule validation score, if any."""
+    confirmed_seeds: int = 0
 
     def values(self) -> tuple:
         d = self.__dict__.copy()
@@ -108,6 +138,42 @@ class Candidate:
     @classmethod
     def from_row(cls, row: tuple) -> Candidate:
         d = dict(zip(COLUMNS, row))
+        d["metrics"] = None if d["metrics"] is None else json.loads(d["metrics"])
+        return cls(**d)
+
+
+@dataclass
+class Evaluation:
+    """One row of the ``evaluations`` table: a training of a loss beyond its first proxy
+    training (``kind``: ``rung`` for a fidelity promotion, ``confirm`` for a
+    confirmation). ``candidate`` is the group's root candidate; ``cost`` is in
+    proxy-training equivalents."""
+
+    id: int
+    candidate: int
+    kind: str
+    rung: int
+    schedule: str
+    split: str
+    seed: int
+    cost: float
+    status: str
+    score: float | None = None
+    metrics: dict | None = None
+    reason: str | None = None
+    train_s: float | None = None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    worker: str | None = None
+
+    def values(self) -> tuple:
+        d = self.__dict__.copy()
+        d["metrics"] = None if self.metrics is None else json.dumps(self.metrics, sort_keys=True)
+        return tuple(d[c] for c in EVAL_COLUMNS)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Evaluation:
+        d = dict(zip(EVAL_COLUMNS, row))
         d["metrics"] = None if d["metrics"] is None else json.loads(d["metrics"])
         return cls(**d)
 
@@ -191,7 +257,61 @@ class StudyReader:
         q = f"SELECT COUNT(*) FROM candidates WHERE status IN ({','.join('?' * len(STARTED))})"
         return self.con.execute(q, STARTED).fetchone()[0]
 
+    def has_evaluations_table(self) -> bool:
+        return self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'evaluations'").fetchone() is not None
+
+    def evaluations(self, where: str = "", args: Iterable = ()) -> list[Evaluation]:
+        if not self.has_evaluations_table():
+            return []
+        sql = f"SELECT {', '.join(EVAL_COLUMNS)} FROM evaluations {where} ORDER BY id"
+        return [Evaluation.from_row(r) for r in self.con.execute(sql, tuple(args))]
+
+    def spent(self) -> float:
+        """Compute spent, in proxy-training equivalents: every training started (first
+        proxy trainings count 1 each, promotions and confirmations their cost)."""
+        extra = 0.0
+        if self.has_evaluations_table():
+            extra = self.con.execute(
+                "SELECT COALESCE(SUM(cost), 0) FROM evaluations WHERE kind = 'rung'"
+            ).fetchone()[0]
+        return self.started() + float(extra)
+
     def leaderboard(self, limit: int | None = None) -> list[Candidate]:
+        """The ranking every reader uses (``show``, ``export``, ``load_loss``, ``compare
+        study:``): losses confirmed by full-schedule trainings on the validation split
+        first, by their mean (``confirmed``), then the others by their proxy score."""
+        board = self.proxy_leaderboard()
+        full: dict[int, list[float]] = {}
+        for e in self.evaluations("WHERE schedule = 'full' AND status = 'evaluated' "
+                                  "AND score IS NOT NULL"):
+            full.setdefault(e.candidate, []).append(e.score)
+        proxy_extra: dict[int, list[float]] = {}
+        for e in self.evaluations("WHERE schedule = 'proxy' AND status = 'evaluated' "
+                                  "AND score IS NOT NULL"):
+            proxy_extra.setdefault(e.candidate, []).append(e.score)
+        for c in board:
+            more = proxy_extra.get(c.id, [])
+            if more:
+                n = c.evaluations or 1
+                c.score = (c.score * n + sum(more)) / (n + len(more))
+                c.evaluations = n + len(more)
+            scores = full.get(c.id)
+            if scores:
+                c.confirmed = sum(scores) / len(scores)
+                c.confirmed_seeds = len(scores)
+        board.sort(key=lambda c: (c.confirmed is None, -(c.confirmed or 0.0), -c.score, c.id))
+        return board if limit is None else board[:limit]
+
+    def ranking(self) -> str:
+        """``confirmed`` when some loss has full-schedule trainings, else ``proxy``."""
+        if not self.has_evaluations_table():
+            return "proxy"
+        row = self.con.execute("SELECT 1 FROM evaluations WHERE schedule = 'full' AND "
+                               "status = 'evaluated' LIMIT 1").fetchone()
+        return "proxy" if row is None else "confirmed"
+
+    def proxy_leaderboard(self, limit: int | None = None) -> list[Candidate]:
         """Evaluated losses by score (best first); one row per distinct normal form.
 
         A loss and its re-evaluations (copies trained again with another seed, whose
@@ -248,6 +368,12 @@ class Study(StudyReader):
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             self.con.execute(statement)
+            if exists and self.con.execute("PRAGMA user_version").fetchone()[0] < 2:
+                with self.transaction():  # version 1 -> 2: add the evaluations table
+                    for statement in _V2.split(";"):
+                        if statement.strip():
+                            self.con.execute(statement)
+                    self.con.execute("PRAGMA user_version=2")
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute("PRAGMA synchronous=NORMAL")
             self.is_new = not exists
@@ -296,6 +422,18 @@ class Study(StudyReader):
 
     def next_id(self) -> int:
         return (self.con.execute("SELECT MAX(id) FROM candidates").fetchone()[0] or 0) + 1
+
+    def next_evaluation_id(self) -> int:
+        return (self.con.execute("SELECT MAX(id) FROM evaluations").fetchone()[0] or 0) + 1
+
+    def put_evaluations(self, rows: list[Evaluation]) -> None:
+        """Insert or rewrite evaluation rows in one transaction."""
+        with self.transaction() as con:
+            con.executemany(
+                f"INSERT OR REPLACE INTO evaluations({', '.join(EVAL_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(EVAL_COLUMNS))})",
+                [r.values() for r in rows],
+            )
 
     def insert(self, rows: list[Candidate], meta: dict[str, Any] | None = None) -> None:
         """Insert one step's rows (and optional meta updates) in one transaction."""

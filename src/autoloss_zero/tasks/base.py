@@ -181,6 +181,16 @@ class Task(ABC):
                     cfg[base] = value
         return cfg
 
+    def schedule_cost(self, schedule: str) -> float:
+        """The relative compute of one training on ``schedule``: training steps times the
+        batch size of that schedule (a task may override it). The search counts its
+        budget in proxy-training equivalents: ``schedule_cost(s) / schedule_cost("proxy")``."""
+        cfg = self.schedule_options(schedule)
+        steps = cfg.get(f"{schedule}_steps")
+        if steps is None:
+            return 1.0
+        return float(steps) * float(cfg.get("batch_size") or 1)
+
     def run_identity(self, schedule: str, split: str | None = None) -> dict[str, Any]:
         """The options that can change the outcome of a training on ``schedule`` scored on
         ``split``: the key under which finished runs are reused. A full-schedule run on the

@@ -1,0 +1,165 @@
+"""Fidelity rungs (ASHA promotions inside the search) and confirmation by re-training."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import autoloss_zero as az
+from autoloss_zero.search.fidelity import best_to_promote, compare_key
+from autoloss_zero.search.study import StudyError, StudyReader
+from conftest import ROOT, tiny_config
+
+
+def rung_config():
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10  # a full training costs 10 / 5 = 2 equivalents
+    cfg.fidelity.rungs = [{"schedule": "proxy", "seeds": 2, "top": 0.5},
+                          {"schedule": "full", "seeds": 1, "top": 0.5}]
+    return cfg
+
+
+def evaluations_key(reader):
+    return [(e.id, e.candidate, e.kind, e.rung, e.schedule, e.split, e.seed, e.cost,
+             e.status, e.score) for e in reader.evaluations()]
+
+
+def test_asha_rule():
+    done = {1: 0.5, 2: 0.9, 3: 0.1, 4: None}
+    assert best_to_promote(done, set(), 0.5) == 2  # top floor(4 * 0.5) = 2: ids 2, 1
+    assert best_to_promote(done, {2}, 0.5) == 1
+    assert best_to_promote(done, {1, 2}, 0.5) is None
+    assert best_to_promote({1: 0.5}, set(), 0.5) is None  # floor(0.5) = 0: not yet
+    # a duel at the highest fidelity both reached
+    assert compare_key(0.9, 0.2, other_has_full=True) == 0.2
+    assert compare_key(0.9, 0.2, other_has_full=False) == 0.9
+
+
+@pytest.mark.timeout(240)
+def test_rungs_promote_within_the_budget_and_are_reproducible(tmp_path):
+    with az.search("classification", "accuracy", 16, tmp_path / "a.db", rung_config(),
+                   workers=1) as a:
+        evals = a.evaluations()
+        assert a.spent() <= 16 and a.spent() == a.started() + sum(e.cost for e in evals)
+        by_rung = {}
+        for e in evals:
+            by_rung.setdefault(e.rung, set()).add(e.candidate)
+        assert by_rung.get(1) and by_rung.get(2)
+        assert by_rung[2] <= by_rung[1] | {c.id for c in a.candidates()}
+        assert all(e.split == "val" and e.status == "evaluated" for e in evals)
+        assert {e.cost for e in evals if e.schedule == "full"} == {2.0}
+        # the leaderboard averages a loss's proxy trainings and ranks confirmed ones first
+        board = a.leaderboard()
+        assert a.ranking() == "confirmed" and board[0].confirmed is not None
+        promoted = next(c for c in board if c.id in by_rung[1])
+        assert promoted.evaluations >= 2
+        ref = evaluations_key(a)
+    with az.search("classification", "accuracy", 16, tmp_path / "b.db", rung_config(),
+                   workers=1) as b:
+        assert evaluations_key(b) == ref
+
+
+def test_show_json_reports_rungs_and_budget_unit(tmp_path):
+    path = tmp_path / "s.db"
+    az.search("classification", "accuracy", 16, path, rung_config(), workers=1).close()
+    out = subprocess.run([sys.executable, "-m", "autoloss_zero", "show", str(path), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["budget_unit"] == "proxy-training equivalents" and data["spent"] <= 16
+    assert data["ranking"] == "confirmed"
+    assert any(k.startswith("rung full") for k in data["trainings_beyond_the_proxy"])
+    assert "confirmed" in data["losses"][0]
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import autoloss_zero as az
+    from test_fidelity import rung_config
+    az.search("classification", "accuracy", {budget}, sys.argv[1], rung_config(), workers=1)
+""")
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_during_promotions_then_resume(tmp_path):
+    """Killed while rung trainings run: resuming loses nothing finished, repeats nothing
+    finished, and ends as a search that ran through."""
+    budget = 16
+    with az.search("classification", "accuracy", budget, tmp_path / "ref.db", rung_config(),
+                   workers=1) as ref:
+        reference = evaluations_key(ref)
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(tests=str(ROOT / "tests"), budget=budget))
+    study = tmp_path / "killed.db"
+    proc = subprocess.Popen([sys.executable, str(script), str(study)], start_new_session=True)
+    deadline, before = time.time() + 90, None
+    while time.time() < deadline:
+        time.sleep(0.1)
+        if not (study.exists() and study.stat().st_size):
+            continue
+        try:
+            with StudyReader(study) as r:
+                evals = r.evaluations()
+        except StudyError:
+            continue
+        if any(e.status == "running" for e in evals) and any(
+                e.status == "evaluated" for e in evals):
+            before = {e.id: e.score for e in evals if e.status == "evaluated"}
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert before, "no moment with a rung training running after one had finished (90 s)"
+    with az.search("classification", "accuracy", budget, study, rung_config(),
+                   workers=1) as r:
+        after = {e.id: e for e in r.evaluations()}
+        assert all(after[i].score == s for i, s in before.items())
+        assert evaluations_key(r) == reference
+
+
+def test_confirm_ranks_by_full_schedule_scores(tmp_path):
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10
+    path = tmp_path / "c.db"
+    az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
+    with StudyReader(path) as r:
+        assert r.ranking() == "proxy"
+        proxy_top = [c.id for c in r.leaderboard(2)]
+    out = subprocess.run([sys.executable, "-m", "autoloss_zero", "confirm", str(path), "--top",
+                          "2", "--seeds", "2", "--workers", "2", "--json"],
+                         capture_output=True, text=True, timeout=110)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["ranking"] == "confirmed"
+    confirmed = [c for c in data["losses"] if c["confirmed"] is not None]
+    assert {c["id"] for c in confirmed} == set(proxy_top)
+    assert all(c["confirmed_seeds"] == 2 for c in confirmed)
+    assert confirmed[0]["confirmed"] >= confirmed[1]["confirmed"]
+    with StudyReader(path) as r:
+        evals = r.evaluations()
+        assert len(evals) == 4 and {e.kind for e in evals} == {"confirm"}
+        assert {e.split for e in evals} == {"val"} and len({e.seed for e in evals}) == 4
+        best = r.leaderboard(1)[0]
+    # every reader uses the confirmed ranking
+    assert str(az.load_loss(path).loss) == best.formula
+    again = az.confirm(path, top=2, seeds=2, workers=1)  # nothing left to train
+    with again:
+        assert len(again.evaluations()) == 4
+
+
+@pytest.mark.parametrize("bad", [
+    {"schedule": "full", "seeds": 1, "top": 0.0},
+    {"schedule": "proxy", "seeds": 1, "top": 0.5},
+    {"schedule": "gpu", "seeds": 2, "top": 0.5},
+    {"seeds": 2, "top": 0.5, "extra": 1},
+])
+def test_bad_rungs_are_refused(bad):
+    with pytest.raises(ValueError, match="fidelity.rungs"):
+        az.SearchConfig.from_dict({"fidelity": {"rungs": [bad]}})
