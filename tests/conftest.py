@@ -9,10 +9,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from autoloss_zero.search.config import SearchConfig
 
 torch.set_num_threads(1)
+
+# -- Hypothesis profiles ----------------------------------------------------------------
+# "ci" (the default, what `pytest` and CI run): bounded example counts and derandomized, so
+# a run is fast and every run tests the same examples; no example database, so nothing a
+# previous run left in .hypothesis/ changes what is tested; a failure prints its blob.
+# "long" (HYPOTHESIS_PROFILE=long python -m pytest ...): 20x the examples from a fresh random
+# seed each run (the seed is printed on failure), for exploring outside CI.
+CI_EXAMPLES = 100
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None,
+                          deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=20 * CI_EXAMPLES, derandomize=False,
+                          deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(ci: int) -> int:
+    """A test's example count: ``ci`` under the ci profile, scaled like the profile's
+    ``max_examples`` under the others (20x under "long")."""
+    return max(1, ci * settings.default.max_examples // CI_EXAMPLES)
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -12,7 +12,7 @@ import autoloss_zero as az
 from autoloss_zero.expr import Expr, Loss, MutationConfig, get_operators, make_operator, to_python
 from autoloss_zero.expr.mutate import offspring_with_label
 from autoloss_zero.expr.tree import node_depth
-from conftest import load_module
+from conftest import examples, load_module
 
 OPS = get_operators()
 LEAVES = ("yhat", "y", "1")
@@ -37,7 +37,7 @@ def min_depth(node) -> int:
 # -- text form ------------------------------------------------------------------
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(500))
 @given(seeds)
 def test_text_round_trip(seed):
     e = random_tree(seed)
@@ -179,7 +179,7 @@ def test_padding_never_wins():
     assert OPS["MinPool3x3"](-x).min().item() == 1.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100))
 @given(seeds, st.sampled_from([(2, 3, 4, 5), (3, 4), (1, 2, 1, 1)]))
 def test_shapes_preserved_and_dtypes(seed, shape):
     e = random_tree(seed)
@@ -229,7 +229,7 @@ def test_cross_entropy_formula_matches_torch():
 # -- initialization and mutation ------------------------------------------------------
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(300))
 @given(seeds, st.integers(min_value=0, max_value=5))
 def test_init_depth_invariant(seed, depth):
     e = az.random_expr(seed, depth=depth)
@@ -254,7 +254,7 @@ def _valid(e: Expr, leaves) -> bool:
     return ok_ops and arity_ok(e.node) and e.leaves <= set(leaves) | {"1"}
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(500))
 @given(seeds, st.sampled_from(["insert", "delete", "replace"]))
 def test_every_mutation_yields_a_valid_tree(seed, kind):
     leaves = ("i", "u", "e", "1") if seed % 2 else LEAVES
@@ -368,7 +368,7 @@ def test_standalone_export_equals_module(tmp_path):
     torch.testing.assert_close(load_module(path).SearchedLoss()(inputs), loss.to_module()(inputs))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(500))
 @given(seeds)
 def test_normal_form_is_equal_valued(seed):
     e = random_tree(seed)

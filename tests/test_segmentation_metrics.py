@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from autoloss_zero.metrics import SegmentationMeter, per_image, segmentation_metrics
 from autoloss_zero.metrics.segmentation import METRICS, boundary_f1, confusion
+from conftest import examples
 
 TARGET = torch.tensor([[[0, 0, 1, 1], [0, 1, 1, 1], [2, 2, 2, 0]]])
 PRED = torch.tensor([[[0, 1, 1, 1], [0, 1, 3, 1], [2, 2, 0, 0]]])
@@ -48,7 +49,7 @@ label_maps = st.integers(0, 2**32 - 1).map(
 )
 
 
-@settings(deadline=None, max_examples=25)
+@settings(max_examples=examples(25))
 @given(label_maps)
 def test_a_perfect_prediction_scores_one_everywhere(target):
     m = segmentation_metrics(target, target, num_classes=4)
@@ -108,7 +109,7 @@ def _reference_f1(pred, target, num_classes, width):
     return out
 
 
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=examples(20))
 @given(st.integers(0, 2**32 - 1), st.sampled_from([3, 70]), st.integers(1, 3))
 def test_boundary_f1_matches_a_naive_reference(seed, classes, width):
     rng = np.random.default_rng(seed)
@@ -135,7 +136,7 @@ def test_the_streaming_meter_equals_one_call():
     assert all(0.0 <= v <= 1.0 for v in whole.values())
 
 
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=examples(20))
 @given(label_maps, st.integers(0, 2**32 - 1))
 def test_per_image_metrics_agree_with_the_dataset_level_function(target, seed):
     rng = np.random.default_rng(seed)
