@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,48 @@ def examples(ci: int) -> int:
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+
+# -- inner deadlines ----------------------------------------------------------------------
+# pytest-timeout ends any test after 120 s (pyproject.toml) with a bare stack dump. Every wait
+# inside a test has a shorter deadline of its own, so that a slow or stuck run fails with a
+# message saying what it was waiting for.
+INNER_TIMEOUT = 90.0
+
+
+class Deadline:
+    """One deadline shared by every wait of a test (the waits together stay under it)."""
+
+    def __init__(self, seconds: float = INNER_TIMEOUT):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def wait_for(self, what: str, predicate, poll: float = 0.2):
+        """Poll ``predicate`` until it returns something truthy (returned); fail the test
+        with ``what`` when the deadline passes first."""
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if self.expired():
+                pytest.fail(f"gave up after {self.seconds:g} s waiting for {what}")
+            time.sleep(poll)
+
+
+def cli(*args, cwd=None, timeout: float = INNER_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run ``autoloss-zero ARGS`` as a real process; fail clearly if it outlives ``timeout``."""
+    cmd = [sys.executable, "-m", "autoloss_zero", *map(str, args)]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"'autoloss-zero {' '.join(map(str, args))}' still running after "
+                    f"{timeout:.0f} s (killed)")
 
 
 def tiny_config(seed: int = 0, **screening) -> SearchConfig:

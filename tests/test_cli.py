@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import autoloss_zero as az
-from conftest import load_module
+from conftest import cli, load_module
 
 TINY_TOML = """
 seed = 0
@@ -21,11 +19,6 @@ proxy_steps = 5
 train_items = 200
 eval_batch = 1000
 """
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "autoloss_zero", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def one_line_error(out, code=2):
@@ -174,7 +167,7 @@ def test_plot_and_report(tmp_path):
 @pytest.mark.timeout(240)
 def test_bench_rejection_json():
     out = cli("bench", "rejection", "--task", "classification", "--seconds", 2,
-              "--processes", 1, "--device", "cpu", "--json")
+              "--processes", 1, "--device", "cpu", "--json", timeout=200)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["device"] == "cpu" and res["processes"] == 1

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 import autoloss_zero as az
 from autoloss_zero.search.study import STARTED
-from conftest import tiny_config
+from conftest import cli, tiny_config
 
 CE = "Neg(Mul(y, Log(yhat)))"
 GIOU = "Add(Add(1, Neg(Mul(i, Inv(u)))), Mul(Add(e, Neg(u)), Inv(e)))"
@@ -20,9 +18,7 @@ TINY = {"train_items": 64, "val_items": 16, "proxy_steps": 3, "warmup_steps": 1,
 
 
 def check(formula, metric="map"):
-    out = subprocess.run([sys.executable, "-m", "autoloss_zero", "check", formula, "--task",
-                          "detection", "--metric", metric, "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = cli("check", formula, "--task", "detection", "--metric", metric, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
