@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,3 +190,113 @@ def test_training_is_deterministic(det):
     a = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
     b = det.train(det.baseline("ce+giou"), seed=3, schedule="proxy")
     assert a == b
+
+
+# -- the screening metric against faster-coco-eval ------------------------------------
+
+
+def _decode(deltas, ref, weights):
+    """Faster R-CNN's box decoding, written out (log-scales clamped at log(1000/16))."""
+    wx, wy, ww, wh = weights
+    rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
+    rx, ry = ref[:, 0] + 0.5 * rw, ref[:, 1] + 0.5 * rh
+    cx, cy = rx + deltas[:, 0] / wx * rw, ry + deltas[:, 1] / wy * rh
+    w = rw * torch.exp((deltas[:, 2] / ww).clamp(max=math.log(1000.0 / 16)))
+    h = rh * torch.exp((deltas[:, 3] / wh).clamp(max=math.log(1000.0 / 16)))
+    return torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), 1)
+
+
+def _coco_one_image(gts, dets, iou_type, num_classes):
+    """faster-coco-eval's (AP@[.5:.95], AP50) of one image. ``gts``/``dets``: lists of
+    (label, box x0 y0 x1 y1 or bool mask[, score])."""
+    from faster_coco_eval import COCO, COCOeval_faster
+    from faster_coco_eval.core import mask as mask_utils
+
+    def region(obj):
+        if iou_type == "bbox":
+            x0, y0, x1, y1 = (float(v) for v in obj)
+            return {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)}
+        rle = mask_utils.encode(np.asfortranarray(obj.numpy().astype(np.uint8)))
+        return {"segmentation": rle, "area": float(obj.sum())}
+
+    anns = [{"id": k + 1, "image_id": 1, "category_id": label + 1, "iscrowd": 0, **region(o)}
+            for k, (label, o) in enumerate(gts)]
+    for a in anns:
+        if iou_type == "segm":
+            a["bbox"] = [0.0, 0.0, 1.0, 1.0]  # unused by segm matching
+    res = [{"image_id": 1, "category_id": label + 1, "score": float(score), **region(o)}
+           for label, o, score in dets]
+    for r in res:
+        r.pop("area")
+    quiet = {"print_function": lambda *a, **k: None}
+    coco = COCO({"images": [{"id": 1, "width": 64, "height": 64}], "annotations": anns,
+                 "categories": [{"id": c + 1, "name": str(c)} for c in range(num_classes)]},
+                **quiet)
+    ev = COCOeval_faster(coco, coco.loadRes(res), iouType=iou_type, **quiet)
+    ev.run()
+    return float(ev.stats[0]), float(ev.stats[1])
+
+
+def _reference_sample_metrics(task, raw, target):
+    """Per-sample ``map``, ``map50`` and ``box_map`` of instance segmentation's screening
+    metric (see tasks.detection's docstring) from faster-coco-eval: per image the mean of
+    the class-agnostic AP of the decoded anchors (scored by objectness), the AP of the
+    decoded RoIs (one detection per RoI and class, scored by that class's probability),
+    and, for the mask metrics, the segm AP of the positive RoIs' masks pasted into them."""
+    from autoloss_zero.tasks.detector.pipeline import paste_masks
+
+    out = []
+    k = raw["rcnn_logits"].shape[-1] - 1
+    for s in range(raw["rpn_logits"].shape[0]):
+        keep = target["gt_labels"][s, 0] >= 0
+        gl = target["gt_labels"][s, 0][keep].tolist()
+        gb, gm = target["gt_boxes"][s, 0][keep], target["gt_masks"][s, 0][keep]
+        anchors = _decode(raw["rpn_deltas"][s, 0], target["anchors"][s, 0], (1, 1, 1, 1))
+        rpn = _coco_one_image([(0, b) for b in gb],
+                              [(0, b, sc) for b, sc in zip(anchors, raw["rpn_logits"][s, 0])],
+                              "bbox", 1)
+        rois = _decode(raw["rcnn_deltas"][s, 0], target["rois"][s, 0], (10, 10, 5, 5))
+        probs = raw["rcnn_logits"][s, 0].softmax(-1)
+        rcnn = _coco_one_image(list(zip(gl, gb)),
+                               [(c, rois[r], probs[r, c + 1]) for r in range(len(rois))
+                                for c in range(k)], "bbox", k)
+        q = raw["mask_logits"].shape[-3]
+        masks = paste_masks(raw["mask_logits"][s, 0].sigmoid(), target["rois"][s, 0, :q],
+                            gm.shape[-1]) >= 0.5
+        segm = _coco_one_image(list(zip(gl, gm)),
+                               [(c, masks[r], probs[r, c + 1]) for r in range(q)
+                                for c in range(k)], "segm", k)
+        out.append({"map": (rpn[0] + rcnn[0] + segm[0]) / 3,
+                    "map50": (rpn[1] + rcnn[1] + segm[1]) / 3,
+                    "box_map": (rpn[0] + rcnn[0]) / 2, "parts": (rpn, rcnn, segm)})
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_instance_screening_metric_equals_faster_coco_eval(seg, seg_batch, seed):
+    """The per-sample metric of the rejection protocol (vectorized ``image_ap`` on box and
+    pasted-mask IoUs) against faster-coco-eval's bbox and segm evaluations of the same
+    detections, on outputs nudged towards the targets so that every AP is in (0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    raw, target = seg_batch.raw, seg_batch.target
+
+    def noise(t, scale):
+        return scale * torch.randn(t.shape, generator=gen)
+
+    raw = {
+        "rpn_logits": raw["rpn_logits"] + 4 * target["rpn_labels"] + noise(raw["rpn_logits"], 2),
+        "rpn_deltas": raw["rpn_deltas"] + noise(raw["rpn_deltas"], 0.1),
+        "rcnn_logits": raw["rcnn_logits"] + noise(raw["rcnn_logits"], 1)
+        + 3 * torch.nn.functional.one_hot(target["rcnn_labels"], 11),
+        "rcnn_deltas": raw["rcnn_deltas"] + noise(raw["rcnn_deltas"], 0.5),
+        "mask_logits": 4 * (2 * target["mask_targets"] - 1) + noise(raw["mask_logits"], 4),
+    }
+    ref = _reference_sample_metrics(seg, raw, target)
+    for part in range(3):
+        for which in range(2):
+            values = [r["parts"][part][which] for r in ref]
+            assert any(0.05 < v < 0.95 for v in values), (part, which, values)
+    for metric in ("map", "map50", "box_map"):
+        got = seg.sample_metric(raw, target, metric)
+        want = torch.tensor([r[metric] for r in ref], dtype=torch.float32)
+        assert torch.allclose(got, want, atol=1e-6), (metric, got, want)

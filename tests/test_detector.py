@@ -289,3 +289,23 @@ def test_image_ap_with_duplicated_detections_like_screening():
         ref = coco_ap([{"boxes": gb.numpy(), "labels": glab}],
                       [{"boxes": image[2].numpy(), "scores": image[4], "labels": image[3]}], 2)
         assert batch_ap([image], "map")[0] == pytest.approx(ref["map"], abs=1e-9)
+
+
+def test_coco_ap_segm_on_hand_drawn_masks():
+    """The dataset-level mask AP (``coco_ap`` with ``segm``) on masks whose IoUs are known:
+    class 0's detection covers 62 of its GT's 100 pixels and nothing else (IoU 0.62: a
+    match at thresholds 0.50, 0.55, 0.60, AP 3/10), class 1's is exact (AP 1)."""
+    gt = np.zeros((2, 40, 40), bool)
+    gt[0, 10:20, 10:20] = True
+    gt[1, 25:35, 5:30] = True
+    det = gt.copy()
+    det[0, 10:20, 10:13] = False  # 30 pixels off
+    det[0, 10:18, 13] = False  # 8 more: 62 left
+    assert det[0].sum() == 62 and (det[0] & gt[0]).sum() == 62
+    boxes = np.array([[10, 10, 20, 20], [5, 25, 30, 35]], float)
+    labels = np.array([0, 1])
+    got = coco_ap([{"boxes": boxes, "labels": labels, "masks": gt}],
+                  [{"boxes": boxes, "scores": np.array([0.9, 0.8]), "labels": labels,
+                    "masks": det}], 2, "segm")
+    assert got["map"] == pytest.approx((0.3 + 1.0) / 2)
+    assert got["map50"] == pytest.approx(1.0)
