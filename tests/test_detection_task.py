@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from autoloss_zero.expr.compile import CompiledExpr, CompiledLoss
+from autoloss_zero.expr.compile import CompiledExpr
 from autoloss_zero.expr.tree import parse
+from autoloss_zero.search.config import ScreeningConfig
+from autoloss_zero.search.rejection import ACCEPTED, Screener
 from autoloss_zero.tasks import InvalidLoss, TaskError, get_task
 from autoloss_zero.tasks.base import tensors_of, tree_map
-from autoloss_zero.tasks.detection import DetectionTask, InstanceSegmentationTask, decoded_positives
-from autoloss_zero.tasks.detector.boxes import giou, iou
+from autoloss_zero.tasks.detection import DetectionTask, InstanceSegmentationTask, box_leaves
 
 torch.set_num_threads(1)
 
@@ -87,17 +88,58 @@ def test_screening_shapes(which, det, seg, det_batch, seg_batch):
     assert metric.shape == (3,) and ((metric >= 0) & (metric <= 1)).all()
 
 
+def _py_iue(p, g):
+    """Intersection, union, enclosing-box areas of two boxes over the GT area (floats)."""
+    iw = max(0.0, min(p[2], g[2]) - max(p[0], g[0]))
+    inter = iw * max(0.0, min(p[3], g[3]) - max(p[1], g[1]))
+    a_p, a_g = (p[2] - p[0]) * (p[3] - p[1]), (g[2] - g[0]) * (g[3] - g[1])
+    enclose = (max(p[2], g[2]) - min(p[0], g[0])) * (max(p[3], g[3]) - min(p[1], g[1]))
+    return inter / a_g, (a_p + a_g - inter) / a_g, enclose / a_g
+
+
+def test_box_leaves_on_hand_computed_boxes():
+    # anchor/RoI (0, 0, 10, 10); deltas move the centre by 0.1 widths and double the
+    # width: the decoded box is (-4, 0, 16, 10). GT (0, 0, 10, 10), area 100: i = 100/100,
+    # u = (200 + 100 - 100)/100, e = 20 * 10 / 100. GT (5, 0, 15, 5), area 50: the box
+    # covers it: i = 1, u = 200/50, e = 4.
+    ref = torch.tensor([[[0.0, 0.0, 10.0, 10.0]] * 2])  # (n=1, P=2, 4)
+    gt = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 5.0]]])
+    log2 = math.log(2.0)
+    for stage, deltas in (("rpn", [0.1, 0.0, log2, 0.0]),  # RPN weights (1, 1, 1, 1)
+                          ("rcnn", [1.0, 0.0, 5 * log2, 0.0])):  # RCNN (10, 10, 5, 5)
+        raw = {f"{stage}_deltas": torch.tensor([[deltas] * 2])}
+        target = {f"{stage}_gt": gt, "anchors" if stage == "rpn" else "rois": ref}
+        lv = box_leaves(raw, target, stage)
+        got = torch.cat([lv["i"], lv["u"], lv["e"]], -1)
+        assert torch.allclose(got, torch.tensor([[1.0, 2.0, 2.0], [1.0, 4.0, 4.0]]),
+                              atol=1e-5), (stage, got)
+
+
 def test_leaves_reproduce_iou_and_giou(det, det_batch):
+    """The i, u, e leaves of both regression branches equal areas computed pair by pair in
+    plain Python from boxes decoded in the test (Faster R-CNN's coding written out), and
+    the GIoU formula over them equals 1 - GIoU (Rezatofighi et al.) computed the same way."""
     raw = tree_map(lambda t: t + 0.3 * torch.randn_like(t), det_batch.raw)
-    leaves = det.branch_inputs(raw, det_batch.target)
-    for stage in ("rpn", "rcnn"):
-        pred, gt = decoded_positives(raw, det_batch.target, stage)
+    target = det_batch.target
+    leaves = det.branch_inputs(raw, target)
+    for stage, ref_key, weights in (("rpn", "anchors", (1, 1, 1, 1)),
+                                    ("rcnn", "rois", (10, 10, 5, 5))):
         lv = leaves[f"reg_{stage}"]
-        ref_iou = iou(pred, gt).reshape(3, -1)
-        ref_giou = giou(pred, gt).reshape(3, -1)
-        assert torch.allclose((lv["i"] / lv["u"])[..., 0], ref_iou, atol=1e-6)
+        gt = target[f"{stage}_gt"]
+        n = gt.shape[-2]
+        want, giou_loss = [], []
+        for s in range(gt.shape[0]):
+            pred = _decode(raw[f"{stage}_deltas"][s, 0, :n].double(),
+                           target[ref_key][s, 0, :n].double(), weights)
+            rows = [_py_iue(pred[k].tolist(), gt[s, 0, k].tolist()) for k in range(n)]
+            want.append(rows)
+            giou_loss.append(sum(1 - i / u + (e - u) / e for i, u, e in rows) / n)
+        got = torch.cat([lv["i"], lv["u"], lv["e"]], -1).double()
+        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-4,
+                              atol=1e-5)
         per = CompiledExpr(parse(GIOU, leaves=("i", "u", "e"))).per_sample(lv)
-        assert torch.allclose(per, (1 - ref_giou).mean(-1), atol=1e-5)
+        assert torch.allclose(per.double(), torch.tensor(giou_loss, dtype=torch.float64),
+                              atol=1e-4)
         assert (lv["u"] >= 1 - 1e-6).all() and (lv["e"] >= lv["u"] - 1e-4).all()
 
 
@@ -120,33 +162,37 @@ def test_baselines_equal_their_search_space_formulas(det, seg, det_batch, seg_ba
             assert math.isfinite(task.baseline(name)(*one).item())
 
 
-def adam_gain(task, batch, text, metric, steps=30, lr=0.05):
-    compiled = CompiledLoss(parse(text, leaves=task.leaf_spec()))
-    raw = tree_map(lambda t: t.detach().clone().requires_grad_(True), batch.raw)
-    before = task.sample_metric(raw, batch.target, metric)
-    opt = torch.optim.Adam(list(raw.values()), lr=lr)
-    for _ in range(steps):
-        loss = compiled.per_sample(task.branch_inputs(raw, batch.target)).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return float((task.sample_metric(raw, batch.target, metric) - before).mean())
+# Known-good and known-bad losses for the real rejection protocol (Screener, default
+# ScreeningConfig: 10 Adam steps at lr 0.2 on the raw outputs, eta = 0.1) on the real
+# screening images. Measured g (seed 0): detection good 0.60, bad -0.04..-0.07; instance
+# segmentation good 0.60, mask branch alone 0.17, bad -0.003..-0.045.
+DETECTION_REFERENCES = {
+    "good": [(CE, GIOU, None)],
+    "bad": [(CE, IOU_DOWN, None),  # regression that shrinks the IoU
+            (f"Neg({CE})", GIOU, None),  # classification that unlearns
+            ("1", IOU_DOWN, None)],
+}
+INSTANCE_REFERENCES = {
+    "good": [(CE, GIOU, CE),
+             ("1", "1", CE)],  # the mask branch alone moves mask AP enough
+    "bad": [(f"Neg({CE})", GIOU, f"Neg({CE})"),  # every classification unlearns
+            ("1", IOU_DOWN, "1"),
+            ("1", "1", f"Neg({CE})")],  # the mask branch alone, unlearning
+}
 
 
-def test_screening_separates_good_and_bad_losses():
-    task = DetectionTask()  # the real screening images (cached canvases)
-    batch = task.screening_batch(5, seed=0)
-    good = adam_gain(task, batch, loss_text(task, CE, GIOU), "map")
-    bad_reg = adam_gain(task, batch, loss_text(task, "1", IOU_DOWN), "map")
-    bad_cls = adam_gain(task, batch, loss_text(task, f"Neg({CE})", GIOU), "map")
-    assert good > 0.3
-    assert bad_reg < 0 and bad_cls < 0
-
-
-def test_instance_screening_mask_branch_matters(seg, seg_batch):
-    good = adam_gain(seg, seg_batch, loss_text(seg, "1", "1", CE), "map")
-    bad = adam_gain(seg, seg_batch, loss_text(seg, "1", "1", f"Neg({CE})"), "map")
-    assert good > bad
+@pytest.mark.parametrize("name, references", [("detection", DETECTION_REFERENCES),
+                                               ("instance-segmentation", INSTANCE_REFERENCES)])
+def test_screener_accepts_known_good_and_rejects_known_bad(name, references):
+    """The real Screener's verdicts (only accepted/rejected: g and fingerprints are the
+    protocol's business)."""
+    task = get_task(name)
+    screener = Screener(task, task.metrics[0], ScreeningConfig(), seed=0)
+    for kind, cases in references.items():
+        for cls, reg, mask in cases:
+            text = loss_text(task, cls, reg, mask)
+            res = screener.screen(task.as_task_loss(text))
+            assert (res.verdict == ACCEPTED) == (kind == "good"), (kind, text, res.reason)
 
 
 @pytest.mark.parametrize("which", ["det", "seg"])
