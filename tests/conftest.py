@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
@@ -124,6 +125,61 @@ def isolated_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AUTOLOSS_ZERO_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+# -- an independent interpreter of the search space ------------------------------------
+# DESIGN.md's semantics (Table 1, eps = 1e-12, Eq. (2)) in plain numpy, written from the
+# spec and sharing nothing with expr/compile.py: the reference value of a formula.
+NP_EPS = 1e-12
+
+
+def _np_pool(x, reduce, fill):
+    """3x3 window, stride 1, padding 1 that never wins; (N, C) inputs have H = W = 1."""
+    if x.ndim < 4:
+        return x
+    pad = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)], constant_values=fill)
+    h, w = x.shape[-2:]
+    windows = [pad[..., i : i + h, j : j + w] for i in range(3) for j in range(3)]
+    return reduce(np.stack(windows), axis=0)
+
+
+def _np_mean(x, axes):
+    return np.broadcast_to(x.mean(axis=axes, keepdims=True), x.shape)
+
+
+NP_OPS = {
+    "Add": lambda a, b: a + b,
+    "Mul": lambda a, b: a * b,
+    "Neg": lambda x: -x,
+    "Abs": np.abs,
+    "Inv": lambda x: 1.0 / (x + NP_EPS),
+    "Log": lambda x: np.sign(x) * np.log(np.abs(x) + NP_EPS),
+    "Exp": np.exp,
+    "Tanh": np.tanh,
+    "Square": lambda x: x * x,
+    "Sqrt": lambda x: np.sign(x) * np.sqrt(np.abs(x) + NP_EPS),
+    "Mean_nhw": lambda x: _np_mean(x, (0, *range(2, x.ndim))),
+    "Mean_c": lambda x: _np_mean(x, 1),
+    "MaxPool3x3": lambda x: _np_pool(x, np.max, -np.inf),
+    "MinPool3x3": lambda x: _np_pool(x, np.min, np.inf),
+}
+
+
+def np_loss(expr, env: dict, extra_ops: dict | None = None) -> float:
+    """Eq. (2) of a parsed expression over numpy leaves (N, C[, H, W]): the sum of its
+    output over every element, divided by N * H * W."""
+    ops = {**NP_OPS, **(extra_ops or {})}
+    env = {k: np.asarray(v, dtype=np.float64) for k, v in env.items()}
+    shape = np.broadcast_shapes(*(v.shape for v in env.values()))
+
+    def ev(node):
+        if isinstance(node, str):
+            return np.ones(shape) if node == "1" else np.broadcast_to(env[node], shape)
+        return ops[node[0]](*(ev(child) for child in node[1:]))
+
+    with np.errstate(all="ignore"):
+        out = ev(expr.node)
+        return float(out.sum() / (shape[0] * int(np.prod(shape[2:], dtype=np.int64))))
 
 
 def load_module(path, name="exported_loss"):

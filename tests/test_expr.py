@@ -12,7 +12,7 @@ import autoloss_zero as az
 from autoloss_zero.expr import Expr, Loss, MutationConfig, get_operators, make_operator, to_python
 from autoloss_zero.expr.mutate import offspring_with_label
 from autoloss_zero.expr.tree import node_depth
-from conftest import examples, load_module
+from conftest import examples, load_module, np_loss
 
 OPS = get_operators()
 LEAVES = ("yhat", "y", "1")
@@ -215,6 +215,19 @@ def test_eq2_aggregation():
     assert m(yhat=torch.tensor(yhat), y=torch.tensor(y)).item() == pytest.approx(
         (y * yhat).sum() / 40
     )
+
+
+@settings(max_examples=examples(200))
+@given(seeds, st.sampled_from([(2, 3, 4, 5), (3, 4), (1, 2, 1, 1)]))
+def test_compiled_value_equals_an_independent_interpreter(seed, shape):
+    """``to_module`` against conftest.np_loss, a numpy interpreter written from DESIGN.md's
+    semantics (Table 1 and Eq. (2)) that shares no code with compile.py."""
+    e = random_tree(seed)
+    rng = np.random.default_rng(seed)
+    yhat, y = rng.normal(size=shape), rng.random(shape)
+    got = e.to_module()(torch.tensor(yhat), torch.tensor(y)).item()
+    want = np_loss(e, {"yhat": yhat, "y": y})
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12, nan_ok=True), str(e)
 
 
 def test_cross_entropy_formula_matches_torch():
