@@ -83,6 +83,16 @@ def cli(*args, cwd=None, timeout: float = INNER_TIMEOUT) -> subprocess.Completed
                     f"{timeout:.0f} s (killed)")
 
 
+def one_line_error(out: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The one-line message of a CLI run that failed as bad input should (exit 2, no
+    traceback)."""
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    return lines[0]
+
+
 def tiny_config(seed: int = 0, **screening) -> SearchConfig:
     """Classification with a few training steps on 200 images: each evaluation < 1 s."""
     cfg = SearchConfig(seed=seed)

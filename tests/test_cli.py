@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import autoloss_zero as az
-from conftest import cli, load_module
+from conftest import cli, load_module, one_line_error
 
 TINY_TOML = """
 seed = 0
@@ -19,14 +19,6 @@ proxy_steps = 5
 train_items = 200
 eval_batch = 1000
 """
-
-
-def one_line_error(out, code=2):
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert "Traceback" not in out.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, words", [
