@@ -410,11 +410,36 @@ def test_normal_form_merges_known_equivalences():
     assert az.parse("Add(y, y)").key != az.parse("Mul(y, y)").key
 
 
+LATEX = [  # formula, its LaTeX written by hand: brackets only where precedence needs them
+    ("y", "y"),
+    ("Neg(Mul(y, Log(yhat)))", r"-y \cdot \operatorname{slog}\left(\hat{y}\right)"),
+    ("Add(Square(Add(yhat, Neg(y))), 1)", r"\left(\hat{y} - y\right)^{2} + 1"),
+    ("Add(y, Neg(Mul(y, yhat)))", r"y - y \cdot \hat{y}"),
+    ("Add(y, Neg(Add(y, yhat)))", r"y - \left(y + \hat{y}\right)"),
+    ("Mul(Add(y, yhat), Neg(Add(y, 1)))",
+     r"\left(y + \hat{y}\right) \cdot \left(-\left(y + 1\right)\right)"),
+    ("Mul(Neg(y), yhat)", r"\left(-y\right) \cdot \hat{y}"),
+    ("Square(Neg(y))", r"\left(-y\right)^{2}"),
+    ("Sqrt(Inv(Mean_c(Mul(y, yhat))))",
+     r"\operatorname{ssqrt}\left(\frac{1}{\operatorname{Mean}_{c}\left(y \cdot \hat{y}\right)"
+     r" + \epsilon}\right)"),
+    ("Mean_nhw(MaxPool3x3(Exp(Tanh(Abs(MinPool3x3(yhat))))))",
+     r"\operatorname{Mean}_{nhw}\left(\operatorname{MaxPool}_{3\times3}\left(e^{\tanh\left("
+     r"\left|\operatorname{MinPool}_{3\times3}\left(\hat{y}\right)\right|\right)}\right)\right)"),
+]
+
+
+@pytest.mark.parametrize("text, tex", LATEX)
+def test_latex_is_exact(text, tex):
+    assert az.parse(text).latex() == tex
+
+
 def test_latex_and_sympy():
-    e = az.parse("Neg(Mul(y, Log(yhat)))")
-    tex = e.latex()
-    assert r"\hat{y}" in tex and "slog" in tex
-    s = e.sympy()
+    leaves = {"cls": LEAVES, "reg": ("i", "u", "e", "1")}
+    loss = az.parse("cls: Neg(Mul(y, Log(yhat))); reg: Add(1, Neg(Mul(i, Inv(u))))",
+                    leaves=leaves)
+    assert loss.latex() == (r"\mathcal{L}_{\mathrm{cls}} = -y \cdot \operatorname{slog}"
+                            r"\left(\hat{y}\right),\quad \mathcal{L}_{\mathrm{reg}} = "
+                            r"1 - i \cdot \frac{1}{u + \epsilon}")
+    s = az.parse("Neg(Mul(y, Log(yhat)))").sympy()
     assert "log" in str(s)
-    loss = az.parse("a: y; b: Exp(yhat)")
-    assert r"\mathcal{L}_{\mathrm{a}}" in loss.latex()
