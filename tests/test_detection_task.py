@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autoloss_zero.expr.compile import CompiledExpr
 from autoloss_zero.expr.tree import parse
@@ -158,8 +159,57 @@ def test_baselines_equal_their_search_space_formulas(det, seg, det_batch, seg_ba
         formula = task.loss_function(parse(loss_text(task, CE, GIOU), leaves=task.leaf_spec()))
         assert formula(*one).item() == pytest.approx(task.baseline("ce+giou")(*one).item(),
                                                      rel=1e-5)
+
+
+def _reference_baseline(name, raw, target, masks):
+    """A baseline's value from its definition (tasks.detection docs), written out: binary
+    CE on the objectness logits + CE over the RoI classes + per regression branch L1 on the
+    deltas (mean over positives and coordinates), -ln IoU (UnitBox) or 1 - GIoU, the
+    boxes decoded and their areas computed pair by pair in Python; + per-pixel binary CE
+    of the masks for instance segmentation."""
+    value = F.binary_cross_entropy_with_logits(raw["rpn_logits"], target["rpn_labels"].double())
+    value = value + F.cross_entropy(raw["rcnn_logits"].reshape(-1, 11),
+                                    target["rcnn_labels"].reshape(-1))
+    for stage, ref_key, w in (("rpn", "anchors", (1, 1, 1, 1)), ("rcnn", "rois", (10, 10, 5, 5))):
+        gt = target[f"{stage}_gt"].reshape(-1, 4)
+        p = target[f"{stage}_gt"].shape[-2]
+        deltas = raw[f"{stage}_deltas"][:, :p].reshape(-1, 4)
+        ref = target[ref_key][:, :p].reshape(-1, 4)
+        if name == "ce+l1":
+            rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
+            gw, gh = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
+            t = torch.stack((w[0] * (gt[:, 0] + gw / 2 - ref[:, 0] - rw / 2) / rw,
+                             w[1] * (gt[:, 1] + gh / 2 - ref[:, 1] - rh / 2) / rh,
+                             w[2] * torch.log(gw / rw), w[3] * torch.log(gh / rh)), 1)
+            value = value + (deltas - t).abs().mean()
+            continue
+        boxes = _decode(deltas, ref, w)
+        terms = []
+        for b, g in zip(boxes.tolist(), gt.tolist()):
+            i, u, e = _py_iue(b, g)
+            terms.append(-math.log(max(i / u, 1e-6)) if name == "ce+iou"
+                         else 1 - i / u + (e - u) / e)
+        value = value + sum(terms) / len(terms)
+    if masks:
+        value = value + F.binary_cross_entropy_with_logits(raw["mask_logits"],
+                                                           target["mask_targets"].double())
+    return float(value)
+
+
+def test_baselines_equal_their_definitions(det, seg, det_batch, seg_batch):
+    for task, batch in ((det, det_batch), (seg, seg_batch)):
+        def one(x):
+            return tree_map(lambda t: t[0].double() if t.is_floating_point() else t[0], x)
+
+        raw, target = one(batch.raw), one(batch.target)
+        raw = {k: v + 0.3 * torch.randn_like(v) for k, v in raw.items()}
+        # positive RoIs can be the GT boxes themselves (Faster R-CNN adds them to the
+        # proposals), where every delta coding gives 0: move them a little
+        target["rois"] = target["rois"] + torch.rand_like(target["rois"])
         for name in task.baselines:
-            assert math.isfinite(task.baseline(name)(*one).item())
+            want = _reference_baseline(name, raw, target, task is seg)
+            assert float(task.baseline(name)(raw, target)) == pytest.approx(want, rel=1e-6), (
+                task.name, name)
 
 
 # Known-good and known-bad losses for the real rejection protocol (Screener, default

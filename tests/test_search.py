@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
 import autoloss_zero as az
 from autoloss_zero.search.study import StudyError, StudyReader
-from conftest import ROOT, Deadline, cli, rows_key, tiny_config
+from conftest import ROOT, Deadline, cli, np_loss, rows_key, tiny_config
 
 
 def run(path, budget=6, seed=0, **kw):
@@ -129,8 +130,10 @@ def test_user_task_by_import_path(tmp_path, examples_on_path):
         best = r.leaderboard(1)[0]
         assert set(best.metrics) == {"r2", "neg_mae"}
     module = az.load_loss(tmp_path / "d.db")
-    pred, target = torch.randn(8, 1), torch.randn(8, 1)
-    assert torch.isfinite(module(pred, target))
+    pred, target = torch.randn(8, 1, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    # the example's transforms are the identity: the formula's value on (pred, target)
+    want = np_loss(az.parse(best.formula), {"yhat": pred.numpy(), "y": target.numpy()})
+    assert float(module(pred, target)) == pytest.approx(want, rel=1e-9, nan_ok=True)
 
 
 def test_failing_task_is_recorded_and_the_search_goes_on(tmp_path, tests_on_path):
@@ -209,8 +212,13 @@ def test_operator_subsets_and_user_operators(tmp_path, tests_on_path):
             used |= az.parse(c.formula, operators=cfg.operators).operators
         assert used <= set(cfg.operators) and "Cube" in used
         assert r.counts()["failed"] == 0  # workers rebuilt the operator set
+        best = az.parse(r.leaderboard(1)[0].formula, operators=cfg.operators)
     module = az.load_loss(tmp_path / "o.db")
-    assert torch.isfinite(module(torch.randn(4, 10), torch.randint(0, 10, (4,))))
+    logits, labels = torch.randn(4, 10, dtype=torch.float64), torch.tensor([0, 3, 9, 3])
+    p = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum(1, keepdims=True)  # softmax
+    want = np_loss(best, {"yhat": p, "y": np.eye(10)[labels.numpy()]},
+                   extra_ops={"Cube": lambda x: x**3})
+    assert float(module(logits, labels)) == pytest.approx(want, rel=1e-9, nan_ok=True)
 
 
 def test_screening_errors_are_recorded_and_stop_clearly(tmp_path, tests_on_path):
