@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 # a run is fast and every run tests the same examples; no example database, so nothing a
 # previous run left in .hypothesis/ changes what is tested; a failure prints its blob.
 # "long" (HYPOTHESIS_PROFILE=long python -m pytest ...): 20x the examples from a fresh random
-# seed each run (the seed is printed on failure), for exploring outside CI.
+# seed each run (a failure prints the @reproduce_failure blob), for exploring outside CI.
 CI_EXAMPLES = 100
 settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None,
                           deadline=None, print_blob=True)
@@ -36,6 +36,7 @@ def examples(ci: int) -> int:
     """A test's example count: ``ci`` under the ci profile, scaled like the profile's
     ``max_examples`` under the others (20x under "long")."""
     return max(1, ci * settings.default.max_examples // CI_EXAMPLES)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
