@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import autoloss_zero as az
-from conftest import load_module
+from conftest import cli, load_module, one_line_error
 
 TINY_TOML = """
 seed = 0
@@ -21,19 +19,6 @@ proxy_steps = 5
 train_items = 200
 eval_batch = 1000
 """
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "autoloss_zero", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def one_line_error(out, code=2):
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert "Traceback" not in out.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -49,11 +34,19 @@ def one_line_error(out, code=2):
     (["search", "--task", "classification", "--budget", "2", "--study", "s.db",
       "--engine", "spark"], "--engine"),
     (["show", "missing.db"], "no study"),
+    (["export", "missing.db", "--format", "pdf"], "--format"),
+    (["export", "missing.db", "--format", "latex"], "no study"),
+    (["plot", "missing.db", "-o", "p.png"], "no study"),
+    (["plot", "-o", "p.png"], "Missing argument"),
+    (["plot", "missing.db"], "Missing option '-o'"),
+    (["report", "missing.db", "-o", "r.md"], "no study"),
+    (["report", "-o", "r.md"], "Missing argument"),
     (["frobnicate"], "No such command"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     line = one_line_error(cli(*args, cwd=tmp_path))
     assert words in line
+    assert not any(tmp_path.iterdir())  # nothing written (no study, plot or report)
 
 
 def test_bad_config_and_foreign_study(tmp_path):
@@ -71,7 +64,12 @@ def test_bad_config_and_foreign_study(tmp_path):
     line = one_line_error(cli("search", "--task", "classification", "--budget", "1",
                               "--study", foreign))
     assert "not an autoloss-zero study" in line
+    for args in (["plot", foreign, "-o", tmp_path / "p.png"],
+                 ["report", foreign, "-o", tmp_path / "r.md"],
+                 ["export", foreign, "--format", "json"]):
+        assert "not an autoloss-zero study" in one_line_error(cli(*args))
     assert foreign.read_bytes() == before
+    assert not (tmp_path / "p.png").exists() and not (tmp_path / "r.md").exists()
 
 
 def test_check_json():
@@ -119,12 +117,14 @@ def test_search_show_export_and_resume(tmp_path):
     logits, labels = torch.randn(16, 10), torch.randint(0, 10, (16,))
     exported = mod.SearchedLoss()(logits, labels)
     torch.testing.assert_close(exported, az.load_loss(study)(logits, labels))
+    # LaTeX: the rank-1 formula's (to_latex's exact strings are tests/test_expr.py's)
     tex = cli("export", study, "--format", "latex").stdout
-    assert tex.strip()
+    assert tex == az.parse(data["losses"][0]["formula"]).latex() + "\n"
     js = json.loads(cli("export", study, "--format", "json", "--rank", 1).stdout)
-    assert js["formula"] == data["losses"][0]["formula"]
+    assert js["formula"] == data["losses"][0]["formula"] and js["latex"] + "\n" == tex
     line = one_line_error(cli("export", study, "--rank", 99))
     assert "no rank 99" in line
+    assert "--format" in one_line_error(cli("export", study, "--format", "docx"))
 
 
 def test_compare_json_and_resume(tmp_path):
@@ -175,7 +175,7 @@ def test_plot_and_report(tmp_path):
 @pytest.mark.timeout(240)
 def test_bench_rejection_json():
     out = cli("bench", "rejection", "--task", "classification", "--seconds", 2,
-              "--processes", 1, "--device", "cpu", "--json")
+              "--processes", 1, "--device", "cpu", "--json", timeout=200)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["device"] == "cpu" and res["processes"] == 1

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 import autoloss_zero as az
 from autoloss_zero.search.study import STARTED
-from conftest import tiny_config
+from autoloss_zero.tasks.base import tree_map
+from conftest import cli, load_module, np_loss, one_line_error, tiny_config
 
 CE = "Neg(Mul(y, Log(yhat)))"
 GIOU = "Add(Add(1, Neg(Mul(i, Inv(u)))), Mul(Add(e, Neg(u)), Inv(e)))"
@@ -20,9 +21,7 @@ TINY = {"train_items": 64, "val_items": 16, "proxy_steps": 3, "warmup_steps": 1,
 
 
 def check(formula, metric="map"):
-    out = subprocess.run([sys.executable, "-m", "autoloss_zero", "check", formula, "--task",
-                          "detection", "--metric", metric, "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = cli("check", formula, "--task", "detection", "--metric", metric, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -46,23 +45,88 @@ def test_search_over_all_four_branches(tmp_path):
         assert set(rows[0].metrics) == {"map", "map50"}
 
 
+def _one_batch(task):
+    """Raw outputs and targets of two real images as the training step gives them (the
+    screening batch's sample dim merged into the image dim)."""
+    batch = task.screening_batch(2, seed=0)
+
+    def merge(t):
+        t = t.flatten(0, 1)
+        return t.double() if t.is_floating_point() else t
+
+    return tuple(tree_map(merge, x) for x in (batch.raw, batch.target))
+
+
+def _encode(boxes, ref):
+    """Faster R-CNN's regression targets with unit weights (the RPN's), written out."""
+    rw, rh = ref[..., 2] - ref[..., 0], ref[..., 3] - ref[..., 1]
+    bw, bh = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    dx = (boxes[..., 0] + bw / 2 - ref[..., 0] - rw / 2) / rw
+    dy = (boxes[..., 1] + bh / 2 - ref[..., 1] - rh / 2) / rh
+    return torch.stack((dx, dy, torch.log(bw / rw), torch.log(bh / rh)), -1)
+
+
 def test_fixed_branches_never_change(tmp_path):
+    """Fixed branches stay as given in every candidate; ``load_loss`` of the study, called on
+    real outputs, is the sum of the fixed baselines (binary CE on the objectness logits, L1
+    on the RPN deltas, computed here from their definitions) and the searched formula
+    (evaluated by conftest's numpy interpreter); the standalone Python export is refused
+    with the reason, since baseline branches need the task's internals."""
     cfg = tiny_config()
     cfg.population.initial = 2
     cfg.task_options = dict(TINY)
     cfg.fixed = {"cls_rpn": "ce", "reg_rpn": "l1", "cls_rcnn": CE}
-    with az.search("detection", "map", 3, tmp_path / "f.db", cfg, workers=1) as r:
+    study = tmp_path / "f.db"
+    with az.search("detection", "map", 3, study, cfg, workers=1) as r:
         rows = [c for c in r.candidates() if c.status != "rejected"]
-        task = az.get_task("detection")
+        task = az.get_task("detection", **TINY)
         leaves = {b: v for b, v in task.leaf_spec().items() if b in ("cls_rcnn", "reg_rcnn")}
         for c in rows:
             loss = az.parse(c.formula, leaves=leaves)
             assert loss.names == ("cls_rcnn", "reg_rcnn")
             assert str(loss["cls_rcnn"]) == CE
         assert r.counts()["failed"] == 0
-    module = az.load_loss(tmp_path / "f.db")
+        best = az.parse(r.leaderboard(1)[0].formula, leaves=leaves)
+    module = az.load_loss(study)
     assert set(module.fixed) == {"cls_rpn", "reg_rpn"}
+    raw, target = _one_batch(task)
+    p = target["rpn_gt"].shape[-2]
+    ce_rpn = F.binary_cross_entropy_with_logits(raw["rpn_logits"], target["rpn_labels"].double())
+    l1_rpn = (raw["rpn_deltas"][:, :p] - _encode(target["rpn_gt"], target["anchors"][:, :p]))
+    inputs = task.branch_inputs(raw, target)
+    searched = sum(np_loss(best[b], {k: v.numpy() for k, v in inputs[b].items()})
+                   for b in ("cls_rcnn", "reg_rcnn"))
+    want = float(ce_rpn) + float(l1_rpn.abs().mean()) + searched
+    assert float(module(raw, target)) == pytest.approx(want, rel=1e-6)
+    line = one_line_error(cli("export", study, "--format", "python"))
+    assert "cls_rpn, reg_rpn" in line and "cannot be exported standalone" in line
     cfg.fixed = {"reg_rpn": "l2"}
     with pytest.raises(ValueError, match="no baseline 'l2' for branch 'reg_rpn'"):
         az.search("detection", "map", 1, tmp_path / "g.db", cfg, workers=1)
     assert not (tmp_path / "g.db").exists()  # nothing written for a bad option
+
+
+def test_python_export_with_branches_fixed_to_formulas(tmp_path):
+    """Branches fixed to formulas (not baselines) export standalone: the file's module,
+    given the task's leaves, equals ``load_loss`` on the raw outputs and the numpy
+    interpreter's value of the whole four-branch formula."""
+    cfg = tiny_config()
+    cfg.population.initial = 2
+    cfg.task_options = dict(TINY)
+    cfg.fixed = {"cls_rpn": CE, "reg_rpn": GIOU}
+    study = tmp_path / "x.db"
+    az.search("detection", "map", 2, study, cfg, workers=1).close()
+    py = tmp_path / "loss.py"
+    out = cli("export", study, "--format", "python", "-o", py)
+    assert out.returncode == 0, out.stderr
+    exported = load_module(py).SearchedLoss()
+    task = az.get_task("detection", **TINY)
+    formula = json.loads(cli("export", study, "--format", "json").stdout)["formula"]
+    loss = az.parse(formula, leaves=task.leaf_spec())
+    assert str(loss["cls_rpn"]) == CE and str(loss["reg_rpn"]) == GIOU
+    raw, target = _one_batch(task)
+    inputs = task.branch_inputs(raw, target)
+    want = sum(np_loss(loss[b], {k: v.numpy() for k, v in inputs[b].items()})
+               for b in loss.names)
+    assert float(exported(inputs)) == pytest.approx(want, rel=1e-6)
+    assert float(az.load_loss(study)(raw, target)) == pytest.approx(want, rel=1e-6)

@@ -25,6 +25,7 @@ from autoloss_zero.tasks.detector.nms import batched_nms, nms
 from autoloss_zero.tasks.detector.pipeline import paste_masks
 from autoloss_zero.tasks.detector.roi_align import roi_align, roi_align_grid_sample
 from autoloss_zero.tasks.detector.sampling import sample_fixed
+from conftest import examples
 
 torch.set_num_threads(1)
 
@@ -46,7 +47,7 @@ def py_iou(a, b) -> float:
 # -- boxes ---------------------------------------------------------------------------
 
 
-@settings(deadline=None, max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(0, 10_000))
 def test_iou_giou_against_python(seed):
     rng = np.random.default_rng(seed)
@@ -75,7 +76,7 @@ def test_iue_are_normalized_areas():
     assert giou(pred, gt).item() == pytest.approx(0.2 - (150 - 125) / 150)
 
 
-@settings(deadline=None, max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(0, 10_000), st.sampled_from([(1.0, 1.0, 1.0, 1.0), DELTA_WEIGHTS_RCNN]))
 def test_encode_decode_round_trip(seed, weights):
     rng = np.random.default_rng(seed)
@@ -106,7 +107,7 @@ def brute_nms(boxes, scores, t):
     return keep
 
 
-@settings(deadline=None, max_examples=40)
+@settings(max_examples=examples(40))
 @given(st.integers(0, 10_000), st.integers(0, 40), st.sampled_from([0.3, 0.5, 0.7]))
 def test_nms_matches_brute_force(seed, n, t):
     rng = np.random.default_rng(seed)
@@ -116,7 +117,7 @@ def test_nms_matches_brute_force(seed, n, t):
     assert got == brute_nms(boxes.tolist(), scores.tolist(), t)
 
 
-@settings(deadline=None, max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(0, 10_000), st.integers(1, 40))
 def test_batched_nms_is_nms_per_group(seed, n):
     rng = np.random.default_rng(seed)
@@ -245,7 +246,7 @@ def batch_ap(images, metric):
     return image_ap(iou_m, scores, dl, gl, thresholds_of(metric))
 
 
-@settings(deadline=None, max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(0, 10_000), st.integers(1, 4), st.integers(0, 40))
 def test_image_ap_matches_faster_coco_eval(seed, classes, max_dets):
     rng = np.random.default_rng(seed)
@@ -288,3 +289,23 @@ def test_image_ap_with_duplicated_detections_like_screening():
         ref = coco_ap([{"boxes": gb.numpy(), "labels": glab}],
                       [{"boxes": image[2].numpy(), "scores": image[4], "labels": image[3]}], 2)
         assert batch_ap([image], "map")[0] == pytest.approx(ref["map"], abs=1e-9)
+
+
+def test_coco_ap_segm_on_hand_drawn_masks():
+    """The dataset-level mask AP (``coco_ap`` with ``segm``) on masks whose IoUs are known:
+    class 0's detection covers 62 of its GT's 100 pixels and nothing else (IoU 0.62: a
+    match at thresholds 0.50, 0.55, 0.60, AP 3/10), class 1's is exact (AP 1)."""
+    gt = np.zeros((2, 40, 40), bool)
+    gt[0, 10:20, 10:20] = True
+    gt[1, 25:35, 5:30] = True
+    det = gt.copy()
+    det[0, 10:20, 10:13] = False  # 30 pixels off
+    det[0, 10:18, 13] = False  # 8 more: 62 left
+    assert det[0].sum() == 62 and (det[0] & gt[0]).sum() == 62
+    boxes = np.array([[10, 10, 20, 20], [5, 25, 30, 35]], float)
+    labels = np.array([0, 1])
+    got = coco_ap([{"boxes": boxes, "labels": labels, "masks": gt}],
+                  [{"boxes": boxes, "scores": np.array([0.9, 0.8]), "labels": labels,
+                    "masks": det}], 2, "segm")
+    assert got["map"] == pytest.approx((0.3 + 1.0) / 2)
+    assert got["map50"] == pytest.approx(1.0)

@@ -1,5 +1,7 @@
 """Keypoint metrics and the pose task at tiny sizes."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,66 @@ def _case(n=8, noise=1.5, seed=0):
     pred = gt + torch.from_numpy(rng.normal(0, noise, gt.shape))
     area = torch.from_numpy(rng.uniform(100, 300, n))
     return pred, gt, area
+
+
+# COCO's per-keypoint sigmas (Ronchi & Perona 2017, pycocotools): ankle 0.089 for the four
+# extreme points, wrist 0.062 for the centre (docs of autoloss_zero.metrics.keypoints).
+COCO_SIGMAS = [0.089, 0.089, 0.089, 0.089, 0.062]
+
+
+def test_oks_equals_hand_computed_values():
+    # OKS = mean_k exp(-d_k^2 / (2 * area * (2 sigma_k)^2)), every keypoint visible.
+    gt = torch.zeros(2, 5, 2, dtype=torch.float64)
+    pred = gt.clone()
+    pred[0, 0] = torch.tensor([3.0, 4.0])  # left point 5 px off: d^2 = 25
+    pred[0, 4] = torch.tensor([1.0, 0.0])  # centre 1 px off
+    pred[1, 2] = torch.tensor([0.0, -2.0])  # top point 2 px off, a larger object
+    area = torch.tensor([200.0, 350.0], dtype=torch.float64)
+    want = [
+        (math.exp(-25 / (2 * 200 * 0.178**2)) + 3 + math.exp(-1 / (2 * 200 * 0.124**2))) / 5,
+        (4 + math.exp(-4 / (2 * 350 * 0.178**2))) / 5,
+    ]
+    assert oks(pred, gt, area).tolist() == pytest.approx(want, abs=1e-12)
+    # the module docstring's example: 1 px off, area 175 -> 0.91 (extreme), 0.83 (centre)
+    one = torch.zeros(1, 5, 2, dtype=torch.float64)
+    off = one.clone()
+    off[0, :, 0] = 1.0
+    per_kp = torch.tensor([math.exp(-1 / (2 * 175 * (2 * s) ** 2)) for s in COCO_SIGMAS])
+    assert per_kp[0] == pytest.approx(0.9138, abs=1e-4)
+    assert per_kp[4] == pytest.approx(0.8304, abs=1e-4)
+    assert float(oks(off, one, torch.tensor([175.0]))[0]) == pytest.approx(float(per_kp.mean()))
+
+
+def _coco_oks(pred, gt, area):
+    """faster-coco-eval's own OKS (COCOeval.computeOks) for one object per image."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    images, anns, dets = [], [], []
+    for i in range(len(gt)):
+        g = np.concatenate([gt[i], np.full((5, 1), 2.0)], 1).reshape(-1).tolist()
+        p = np.concatenate([pred[i], np.full((5, 1), 2.0)], 1).reshape(-1).tolist()
+        x0, y0 = gt[i].min(0)
+        x1, y1 = gt[i].max(0)
+        images.append({"id": i + 1, "width": 64, "height": 64})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                     "area": float(area[i]), "keypoints": g, "num_keypoints": 5,
+                     "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]})
+        dets.append({"image_id": i + 1, "category_id": 1, "keypoints": p, "score": 1.0})
+    coco = COCO({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "o"}]},
+                print_function=lambda *a, **k: None)
+    ev = COCOeval_faster(coco, coco.loadRes(dets), iouType="keypoints",
+                         kpt_oks_sigmas=COCO_SIGMAS, print_function=lambda *a, **k: None)
+    ev.evaluate()
+    return np.array([float(np.asarray(ev.ious[i + 1, 1]).reshape(-1)[0])
+                     for i in range(len(gt))])
+
+
+@pytest.mark.parametrize("noise", [0.5, 2.0, 5.0])
+def test_oks_equals_faster_coco_eval(noise):
+    pred, gt, area = _case(n=12, noise=noise, seed=int(noise * 7))
+    ref = _coco_oks(pred.numpy(), gt.numpy(), area.numpy())
+    assert oks(pred, gt, area).numpy() == pytest.approx(ref, abs=1e-12)
+    assert 0.0 < ref.min() < ref.max() < 1.0
 
 
 def test_keypoint_ap_is_one_for_perfect_predictions():

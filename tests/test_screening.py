@@ -111,3 +111,21 @@ def test_screening_is_deterministic():
     loss = az.parse("Tanh(Add(Mul(y, 1), Exp(yhat)))")
     ra, rb = a.screen(task.as_task_loss(loss)), b.screen(task.as_task_loss(loss))
     assert (ra.g, ra.fingerprint, ra.verdict) == (rb.g, rb.fingerprint, rb.verdict)
+
+
+@pytest.mark.parametrize("name, metric", [
+    *[("segmentation", m) for m in ("miou", "fwiou", "gacc", "macc", "biou", "bf1")],
+    ("pose", "ap"), ("pose", "pck"),
+])
+def test_dense_tasks_accept_their_good_references_and_reject_the_bad(name, metric):
+    """The real Screener on each dense task's real screening images, for every metric:
+    the task's known-good losses (``references["good"]``: CE, squared error) are accepted,
+    the known-bad ones (an unlearning CE, losses without the prediction, a constant)
+    rejected. Only verdicts are asserted: g and fingerprints are the protocol's business."""
+    task = get_task(name)
+    assert task.references["good"] and task.references["bad"]
+    s = Screener(task, metric, ScreeningConfig(), seed=0)
+    for kind, formulas in task.references.items():
+        for text in formulas:
+            res = screen(s, text)
+            assert (res.verdict == ACCEPTED) == (kind == "good"), (kind, text, res.reason)

@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from autoloss_zero.metrics import SegmentationMeter, per_image, segmentation_metrics
 from autoloss_zero.metrics.segmentation import METRICS, boundary_f1, confusion
+from conftest import examples
 
 TARGET = torch.tensor([[[0, 0, 1, 1], [0, 1, 1, 1], [2, 2, 2, 0]]])
 PRED = torch.tensor([[[0, 1, 1, 1], [0, 1, 3, 1], [2, 2, 0, 0]]])
@@ -48,7 +49,7 @@ label_maps = st.integers(0, 2**32 - 1).map(
 )
 
 
-@settings(deadline=None, max_examples=25)
+@settings(max_examples=examples(25))
 @given(label_maps)
 def test_a_perfect_prediction_scores_one_everywhere(target):
     m = segmentation_metrics(target, target, num_classes=4)
@@ -108,7 +109,7 @@ def _reference_f1(pred, target, num_classes, width):
     return out
 
 
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=examples(20))
 @given(st.integers(0, 2**32 - 1), st.sampled_from([3, 70]), st.integers(1, 3))
 def test_boundary_f1_matches_a_naive_reference(seed, classes, width):
     rng = np.random.default_rng(seed)
@@ -135,7 +136,7 @@ def test_the_streaming_meter_equals_one_call():
     assert all(0.0 <= v <= 1.0 for v in whole.values())
 
 
-@settings(deadline=None, max_examples=20)
+@settings(max_examples=examples(20))
 @given(label_maps, st.integers(0, 2**32 - 1))
 def test_per_image_metrics_agree_with_the_dataset_level_function(target, seed):
     rng = np.random.default_rng(seed)
@@ -156,3 +157,98 @@ def test_bad_inputs_are_refused():
         segmentation_metrics(PRED[:, :2], TARGET, num_classes=5)
     with pytest.raises(ValueError, match="unknown"):
         per_image(PRED, TARGET, 5, "dice")
+
+
+# -- brute-force references: FWIoU and the trimap boundary IoU -------------------------
+
+
+def _brute_region(pred, target, num_classes, keep=None):
+    """Per-class IoU and target pixel counts by explicit loops over pixels (numpy)."""
+    p, t = np.asarray(pred).reshape(-1), np.asarray(target).reshape(-1)
+    if keep is not None:
+        k = np.asarray(keep).reshape(-1)
+        p, t = p[k], t[k]
+    ious, counts = {}, {}
+    for c in range(num_classes):
+        inter = sum(1 for a, b in zip(p, t) if a == c and b == c)
+        union = sum(1 for a, b in zip(p, t) if a == c or b == c)
+        if union:
+            ious[c] = inter / union
+            counts[c] = sum(1 for b in t if b == c)
+    return ious, counts, len(t)
+
+
+def _brute_fwiou(pred, target, num_classes):
+    """FWIoU (Long et al. 2015): sum over classes of (target pixels of c / all pixels) *
+    IoU_c."""
+    ious, counts, total = _brute_region(pred, target, num_classes)
+    return sum(counts[c] / total * ious[c] for c in ious)
+
+
+def _brute_band(target, d):
+    """The trimap band: pixels with a pixel of another target label within Chebyshev
+    distance d (pixels outside the image do not exist), by looking at every neighbour."""
+    t = np.asarray(target)
+    n, h, w = t.shape
+    band = np.zeros(t.shape, bool)
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for yy in range(max(0, y - d), min(h, y + d + 1)):
+                    for xx in range(max(0, x - d), min(w, x + d + 1)):
+                        if t[i, yy, xx] != t[i, y, x]:
+                            band[i, y, x] = True
+    return band
+
+
+def _brute_biou(pred, target, num_classes, d):
+    """mIoU over the trimap band pixels of the whole set (1 when the band is empty)."""
+    band = _brute_band(target, d)
+    if not band.any():
+        return 1.0
+    ious, _, _ = _brute_region(pred, target, num_classes, keep=band)
+    return sum(ious.values()) / len(ious)
+
+
+def _maps(seed, n, h, w, classes, block):
+    """Label maps with regions (random labels on a coarse grid, upsampled) and some
+    isolated wrong pixels, so bands have corners, thin parts and image borders."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, classes, (n, -(-h // block), -(-w // block)))
+    maps = coarse.repeat(block, 1).repeat(block, 2)[:, :h, :w]
+    noise = rng.random(maps.shape) < 0.05
+    return np.where(noise, rng.integers(0, classes, maps.shape), maps)
+
+
+@settings(max_examples=examples(30))
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.sampled_from([2, 3, 5]))
+def test_fwiou_and_biou_match_brute_force(seed, d, classes):
+    target = _maps(seed, 2, 11, 14, classes, 3)  # not square: catches swapped H and W
+    pred = np.where(np.random.default_rng(seed + 1).random(target.shape) < 0.25,
+                    _maps(seed + 2, 2, 11, 14, classes, 4), target)
+    m = segmentation_metrics(torch.from_numpy(pred), torch.from_numpy(target), classes,
+                             boundary_width=d)
+    assert m["fwiou"] == pytest.approx(_brute_fwiou(pred, target, classes), abs=1e-12)
+    assert m["biou"] == pytest.approx(_brute_biou(pred, target, classes, d), abs=1e-12)
+    per = per_image(pred, target, classes, "biou", boundary_width=d)
+    for i in range(len(target)):
+        assert float(per[i]) == pytest.approx(
+            _brute_biou(pred[i : i + 1], target[i : i + 1], classes, d), abs=1e-12)
+
+
+def test_biou_on_a_hand_drawn_map():
+    # target: left 3 columns class 0, right 3 columns class 1 (6x6); d = 1: the band is
+    # columns 2 and 3 (12 pixels). The prediction moves the edge one column right, so on
+    # the band class 0 gets column 3 too: IoU_0 = 6/12, IoU_1 = 0/6 -> BIoU = 0.25.
+    target = torch.zeros(1, 6, 6, dtype=torch.long)
+    target[0, :, 3:] = 1
+    pred = torch.zeros_like(target)
+    pred[0, :, 4:] = 1
+    m = segmentation_metrics(pred, target, 2, boundary_width=1)
+    assert m["biou"] == pytest.approx(0.25)
+    # d = 2: band = columns 1..4 (24 px); class 0 predicted on columns 1..3 (18 px), of
+    # which 12 are class 0: IoU_0 = 12/18; class 1 on column 4 (6 px) of its 12: 6/12.
+    assert segmentation_metrics(pred, target, 2, boundary_width=2)["biou"] == pytest.approx(
+        (12 / 18 + 6 / 12) / 2)
+    # FWIoU by hand: IoU_0 = 18/24, IoU_1 = 12/18, each class half of the pixels
+    assert m["fwiou"] == pytest.approx(0.5 * 18 / 24 + 0.5 * 12 / 18)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import pytest
 
 from autoloss_zero.search.study import Candidate, Study, StudyError, StudyReader
+from conftest import INNER_TIMEOUT
 
 
 def _make(path):
@@ -74,7 +76,8 @@ def test_second_writer_is_refused_and_lock_dies_with_process(tmp_path):
         except StudyError as e:
             print("refused:", e)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=INNER_TIMEOUT / 3)
     assert "refused:" in out.stdout
     with StudyReader(path) as r:  # readers work while the writer holds the file
         assert len(r.candidates()) == 2
@@ -86,6 +89,10 @@ def test_second_writer_is_refused_and_lock_dies_with_process(tmp_path):
         from autoloss_zero.search.study import Study
         s = Study({str(path)!r}); print("held", flush=True); time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([holder.stdout], [], [], INNER_TIMEOUT / 3)
+    if not ready:
+        holder.kill()
+        pytest.fail("gave up waiting for the holder process to take the study's lock")
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(StudyError):
         Study(path)
