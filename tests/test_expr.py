@@ -443,3 +443,34 @@ def test_latex_and_sympy():
                             r"1 - i \cdot \frac{1}{u + \epsilon}")
     s = az.parse("Neg(Mul(y, Log(yhat)))").sympy()
     assert "log" in str(s)
+
+
+def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
+    from autoloss_zero.expr.mutate import make_child
+
+    rng = np.random.default_rng(0)
+    cfg = MutationConfig(weights={"graft": 1.0}, mutations=1)
+    parent = az.parse("Neg(Mul(y, Log(yhat)))")
+    grown = 0
+    for _ in range(200):
+        child, label = make_child(parent, rng, LEAVES, OPS, cfg, "mutate")
+        assert label == "graft"
+        added = child.size - parent.size
+        assert added >= 3  # a binary operator and a subtree of depth 1 or 2
+        assert str(parent) in str(child) or added >= 3
+        grown += child.depth > parent.depth
+    assert grown > 0
+    a, b = az.parse("Neg(Mul(y, Log(yhat)))"), az.parse("Mean_nhw(Mul(y, yhat))")
+    rec = MutationConfig(recombination={"sum": 1.0})
+    child, label = make_child(a, rng, LEAVES, OPS, rec, "recombine", b)
+    assert (str(child), label) == (f"Add({a}, {b})", "sum")
+    rec = MutationConfig(recombination={"crossover": 1.0})
+    subtrees_b = {"Mean_nhw(Mul(y, yhat))", "Mul(y, yhat)", "y", "yhat"}
+    for _ in range(100):
+        child, label = make_child(a, rng, LEAVES, OPS, rec, "recombine", b)
+        assert label == "crossover"
+        assert any(t in str(child) for t in subtrees_b)
+    with pytest.raises(ValueError, match="second parent"):
+        make_child(a, rng, LEAVES, OPS, rec, "recombine")
+    with pytest.raises(ValueError, match="recombination"):
+        MutationConfig(recombination={"blend": 1.0})

@@ -212,3 +212,18 @@ def test_normal_form_sorts_only_commutative_operators():
     ab, ba = az.parse("Sub(yhat, y)", operators=ops), az.parse("Sub(y, yhat)", operators=ops)
     assert ab.key != ba.key
     assert az.parse("Add(yhat, y)").key == az.parse("Add(y, yhat)").key
+
+
+def test_recombination_and_grafts_in_a_search(tmp_path, examples_on_path):
+    cfg = az.SearchConfig(seed=1)
+    cfg.population.initial = 3
+    cfg.task_options = {"proxy_steps": 2}
+    cfg.mutation.recombine = 0.5
+    cfg.mutation.weights = {"insert": 1.0, "delete": 1.0, "replace": 1.0, "graft": 3.0}
+    with az.search("diabetes_task:DiabetesTask", "r2", 25, tmp_path / "x.db", cfg,
+                   workers=1) as r:
+        labels = [c.mutation for c in r.candidates() if c.parent is not None]
+        ids = {c.id for c in r.candidates()}
+    rec = [m for m in labels if m.startswith(("crossover with #", "sum with #"))]
+    assert rec and all(int(m.rsplit("#", 1)[1]) in ids for m in rec)
+    assert any("graft" in m for m in labels)

@@ -14,6 +14,15 @@ an operator inserted above it.
   others (any operator for a leaf); if it has more children than the new arity, a
   uniformly drawn subset of them is kept (in order), otherwise uniformly drawn leaves
   are added at uniformly drawn positions.
+- ``graft`` (beyond the paper; weight 0 by default): a whole random term is added at a
+  uniformly chosen node: a binary operator drawn uniformly joins the node and a random
+  subtree of depth 1 or 2 (drawn uniformly), on a uniformly drawn side. One step can so
+  add, e.g., a region-level term ``Mean_nhw(Mul(y, yhat))`` next to a per-pixel one.
+
+Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of two
+parents: ``crossover`` replaces a uniformly chosen subtree of the first by a uniformly
+chosen subtree of the second (as in genetic programming); ``sum`` adds the two trees,
+``Add(a, b)``, a child that keeps both parents' terms.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from .ops import OperatorSet, get_operators
 from .random import as_rng, below, check_leaves, grow
 from .tree import DEFAULT_LEAVES, Expr, Node, node_size
 
-MUTATIONS = ("insert", "delete", "replace")
+MUTATIONS = ("insert", "delete", "replace", "graft")
+RECOMBINATIONS = ("crossover", "sum")
 
 
 @dataclass
@@ -40,8 +50,15 @@ class MutationConfig:
     """If not copied: probability of a fresh random tree."""
     mutations: int = 2
     """If neither: number of sequential mutations."""
-    weights: dict = field(default_factory=lambda: {"insert": 1.0, "delete": 1.0, "replace": 1.0})
-    """Relative weights of the mutation kinds (uniform in the paper)."""
+    weights: dict = field(default_factory=lambda: {"insert": 1.0, "delete": 1.0, "replace": 1.0,
+                                                   "graft": 0.0})
+    """Relative weights of the mutation kinds (uniform over the first three in the paper;
+    ``graft`` is ours, off by default)."""
+    recombine: float = 0.0
+    """Probability that a child is a recombination of two tournament winners (0: the
+    paper); else the paper's copy / re-initialize / mutate procedure."""
+    recombination: dict = field(default_factory=lambda: {"crossover": 1.0, "sum": 1.0})
+    """Relative weights of the recombination kinds."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -67,6 +84,15 @@ class MutationConfig:
             )
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
+        if not 0.0 <= self.recombine <= 1.0:
+            raise ValueError(f"mutation.recombine must be in [0, 1], got {self.recombine}")
+        unknown = set(self.recombination) - set(RECOMBINATIONS)
+        if unknown:
+            raise ValueError(f"unknown recombination kind(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(RECOMBINATIONS)}")
+        if any(w < 0 for w in self.recombination.values()) or \
+                sum(self.recombination.values()) <= 0:
+            raise ValueError("mutation.recombination must be >= 0 with a positive sum")
         if self.mutations < 1:
             raise ValueError("mutation.mutations must be >= 1")
         if self.depth < 0:
@@ -139,7 +165,31 @@ def _replace(node, rng, leaves, ops):
     return _put(node, path, (name, *children))
 
 
-_DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace}
+def _graft(node, rng, leaves, ops):
+    paths = _paths(node)
+    path = paths[below(rng, len(paths))]
+    target = _get(node, path)
+    binary = ops.binary or ops.names
+    name = binary[below(rng, len(binary))]
+    term = grow(rng, 1 + below(rng, 2), leaves, ops)
+    if ops.arity[name] == 1:  # a set without binary operators: the term replaces the node
+        return _put(node, path, (name, term))
+    new = (name, target, term) if rng.random() < 0.5 else (name, term, target)
+    return _put(node, path, new)
+
+
+_DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace, "graft": _graft}
+
+
+def recombine(a: Node, b: Node, rng: np.random.Generator, how: str) -> Node:
+    """A child of two trees: ``crossover`` (a uniformly chosen subtree of ``a`` replaced
+    by a uniformly chosen subtree of ``b``) or ``sum`` (``Add(a, b)``)."""
+    if how == "sum":
+        return ("Add", a, b)
+    if how != "crossover":
+        raise ValueError(f"unknown recombination {how!r}; known: {', '.join(RECOMBINATIONS)}")
+    pa, pb = _paths(a), _paths(b)
+    return _put(a, pa[below(rng, len(pa))], _get(b, pb[below(rng, len(pb))]))
 
 
 def mutate(
@@ -156,8 +206,8 @@ def mutate(
     return Expr(fn(expr.node, as_rng(rng), check_leaves(leaves), get_operators(operators)))
 
 
-def _draw_kind(rng: np.random.Generator, weights: dict) -> str:
-    kinds = [k for k in MUTATIONS if weights.get(k, 0) > 0]
+def _draw_kind(rng: np.random.Generator, weights: dict, names=MUTATIONS) -> str:
+    kinds = [k for k in names if weights.get(k, 0) > 0]
     total = sum(weights[k] for k in kinds)
     r = rng.random() * total
     for k in kinds:
@@ -167,12 +217,15 @@ def _draw_kind(rng: np.random.Generator, weights: dict) -> str:
     return kinds[-1]
 
 
-OFFSPRING_KINDS = ("copy", "reinit", "mutate")
+OFFSPRING_KINDS = ("copy", "reinit", "mutate", "recombine")
 
 
 def draw_kind(rng: np.random.Generator, config: MutationConfig) -> str:
-    """The paper's offspring kind: ``copy`` with p = copy, else ``reinit`` with p = reinit,
-    else ``mutate`` (10% / 45% / 45% with the defaults)."""
+    """The offspring kind: ``recombine`` with p = recombine (0 in the paper), else the
+    paper's ``copy`` with p = copy, else ``reinit`` with p = reinit, else ``mutate``
+    (10% / 45% / 45% with the defaults)."""
+    if config.recombine and rng.random() < config.recombine:
+        return "recombine"
     if rng.random() < config.copy:
         return "copy"
     if rng.random() < config.reinit:
@@ -187,13 +240,26 @@ def make_child(
     ops: OperatorSet,
     config: MutationConfig,
     kind: str,
+    other: Expr | None = None,
 ) -> tuple[Expr, str]:
-    """One child of a given kind and its label (``copy``, ``reinit`` or e.g.
-    ``insert+replace``); with ``max_size``, redrawn (same kind) until it fits."""
+    """One child of a given kind and its label (``copy``, ``reinit``, e.g.
+    ``insert+replace``, or ``crossover``/``sum`` with the second parent ``other``); with
+    ``max_size``, redrawn (same kind) until it fits."""
     if kind == "copy":
         return expr, "copy"
     if kind not in OFFSPRING_KINDS:
         raise ValueError(f"unknown offspring kind {kind!r}; known: {', '.join(OFFSPRING_KINDS)}")
+    if kind == "recombine":
+        if other is None:
+            raise ValueError("recombination needs a second parent")
+        for _ in range(100):
+            how = _draw_kind(rng, config.recombination, RECOMBINATIONS)
+            if how == "sum" and "Add" not in ops.names:
+                how = "crossover"
+            node = recombine(expr.node, other.node, rng, how)
+            if config.max_size is None or node_size(node) <= config.max_size:
+                return Expr(node), how
+        return expr, "copy"
     for _ in range(100):
         if kind == "reinit":
             node, label = grow(rng, config.depth, leaves, ops), "reinit"

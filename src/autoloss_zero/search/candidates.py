@@ -42,10 +42,11 @@ class CandidateMaker:
         """The offspring kind of one evolution step (drawn once; see ``child``)."""
         return draw_kind(rng, self.mutation)
 
-    def child(self, rng: np.random.Generator, parent: Loss, kind: str) -> tuple[Loss, str]:
+    def child(self, rng: np.random.Generator, parent: Loss, kind: str,
+              other: Loss | None = None) -> tuple[Loss, str]:
         """Offspring of a given kind: one searched branch drawn uniformly (or all) goes
-        through the paper's copy / re-initialize / two-mutations procedure; a copy copies
-        the whole loss."""
+        through the paper's copy / re-initialize / two-mutations procedure, or is
+        recombined with the same branch of ``other``; a copy copies the whole loss."""
         if kind == "copy":
             return parent, "copy"
         searched = self.searched
@@ -54,7 +55,7 @@ class CandidateMaker:
         loss, labels = parent, []
         for b in chosen:
             child, label = make_child(loss[b.name], rng, b.leaves, self.ops, self.mutation,
-                                      kind)
+                                      kind, None if other is None else other[b.name])
             loss = loss.replace(b.name, child)
             labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
         return loss, ";".join(labels)

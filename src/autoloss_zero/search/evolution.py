@@ -336,6 +336,7 @@ class Evolution:
                    or self.initial < self.config.population.initial)
         parent = None if initial else self._tournament(rng)
         kind = "init" if parent is None else self.maker.draw_kind(rng)
+        other = self._tournament(rng) if kind == "recombine" else None
         rows: list[Candidate] = []
         max_tries = self.config.screening.max_tries
         while True:
@@ -349,7 +350,10 @@ class Evolution:
             if parent is None:
                 loss, label = self.maker.random(rng)
             else:
-                loss, label = self.maker.child(rng, parent.loss, kind)
+                loss, label = self.maker.child(rng, parent.loss, kind,
+                                               None if other is None else other.loss)
+                if other is not None:
+                    label += f" with #{other.id}"
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
                             status="", parent=None if parent is None else parent.id,
                             mutation=label)
