@@ -104,7 +104,8 @@ def _run_key(task: Task, schedule: str, spec: LossSpec, seed: int,
 
 
 def read_runs(path: str | Path | None, task: Task) -> dict[str, dict]:
-    """Finished runs of a JSON-lines results file by key. Keys written before the full
+    """Finished runs of a JSON-lines results file by key. Keys written before the task
+    had some of today's options (which default to the old behaviour) or before the full
     schedule ignored ``proxy_*`` options are re-keyed, so those runs are reused."""
     done: dict[str, dict] = {}
     if path is None or not Path(path).exists():
@@ -116,9 +117,13 @@ def read_runs(path: str | Path | None, task: Task) -> dict[str, dict]:
         rec = json.loads(line)
         key = rec["key"]
         parts = json.loads(key)
-        if len(parts) == 5 and parts[0] == tid and parts[2] == "full":
-            parts[1] = {k: v for k, v in parts[1].items()
-                        if not k.startswith(PROXY) and k not in task.proxy_only}
+        if len(parts) >= 5 and parts[0] == tid and isinstance(parts[1], dict):
+            options = {**{k: v for k, v in task.defaults.items() if k not in parts[1]},
+                       **parts[1]}
+            if parts[2] == "full" and (len(parts) == 5 or parts[5] == "test"):
+                options = {k: v for k, v in options.items()
+                           if not k.startswith(PROXY) and k not in task.proxy_only}
+            parts[1] = options
             key = json.dumps(parts, sort_keys=True)
         done[key] = rec
     return done
