@@ -130,3 +130,20 @@ def test_python_export_with_branches_fixed_to_formulas(tmp_path):
                for b in loss.names)
     assert float(exported(inputs)) == pytest.approx(want, rel=1e-6)
     assert float(az.load_loss(study)(raw, target)) == pytest.approx(want, rel=1e-6)
+
+
+def test_compare_takes_per_branch_mixes():
+    """The paper's Table 4 rows mix handcrafted and searched branches: a baseline id or a
+    formula per branch, every branch once."""
+    from autoloss_zero.compare import compare
+    from autoloss_zero.tasks.base import TaskError
+
+    mix = f"cls_rpn=ce; reg_rpn=l1; cls_rcnn={CE}; reg_rcnn=giou"
+    res = compare("detection", [mix, "cls_rpn=ce; reg_rpn=l1; cls_rcnn=ce; reg_rcnn=giou"],
+                  seeds=1, schedule="proxy", workers=1, task_options=dict(TINY))
+    rows = res.summary()
+    assert [r["runs"] for r in rows] == [1, 1] and not rows[0]["failed"] and not rows[1]["failed"]
+    assert rows[0]["formula"] == f"cls_rcnn: {CE}" and rows[1]["formula"] == ""
+    task = az.get_task("detection", **TINY)
+    with pytest.raises(TaskError, match="no loss for branch"):
+        compare(task, ["cls_rpn=ce; reg_rpn=l1"], seeds=1, schedule="proxy")

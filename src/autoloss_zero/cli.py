@@ -360,7 +360,9 @@ class Schedule(StrEnum):
 def compare(
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     loss: Annotated[list[str], typer.Option(
-        help="A baseline id, a formula, or study:PATH#K (repeat the option).")],
+        help="A baseline id, a formula, study:PATH#K, or a per-branch mix "
+             "'BRANCH=LOSS; BRANCH=LOSS; ...' (each LOSS a branch baseline id or a formula; "
+             "every branch once). Repeat the option.")],
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per loss.")] = 3,
     variant: Annotated[str | None, typer.Option(help="Transfer variant of the task.")] = None,
     schedule: Annotated[Schedule, typer.Option(help="Training schedule.")] = Schedule.full,

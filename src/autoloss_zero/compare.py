@@ -37,9 +37,44 @@ class LossSpec:
         return json.dumps([self.formula, self.baseline, self.fixed, self.operators])
 
 
+def mix(task: Task, spec: str) -> LossSpec | None:
+    """A per-branch mix ``BRANCH=LOSS; BRANCH=LOSS; ...`` (every branch of a multi-branch
+    task once, each LOSS a branch baseline id or a formula over that branch's leaves), e.g.
+    ``cls_rpn=ce; reg_rpn=l1; cls_rcnn=ce; reg_rcnn=giou`` (the paper's Table 4 rows);
+    None if ``spec`` is not written that way."""
+    parts = [p.strip() for p in spec.split(";") if p.strip()]
+    if len(task.branches) < 2 or not parts or not all(
+            "=" in p and ":" not in p.partition("=")[0] for p in parts):
+        return None
+    fixed, formulas = {}, []
+    for part in parts:
+        branch, _, loss = (x.strip() for x in part.partition("="))
+        if branch not in task.branch_names:
+            raise TaskError(f"task {task.name} has no branch {branch!r} "
+                            f"(branches: {', '.join(task.branch_names)})")
+        if branch in fixed or any(f.startswith(f"{branch}: ") for f in formulas):
+            raise TaskError(f"branch {branch!r} given twice in {spec!r}")
+        try:
+            task.branch_baseline(branch, loss)
+            fixed[branch] = loss
+        except TaskError:
+            formulas.append(f"{branch}: {loss}")
+    missing = [b for b in task.branch_names if b not in fixed
+               and not any(f.startswith(f"{b}: ") for f in formulas)]
+    if missing:
+        raise TaskError(f"the mix {spec!r} gives no loss for branch(es) {', '.join(missing)}")
+    formula = ""
+    if formulas:
+        formula = str(task.as_task_loss("; ".join(formulas), fixed))  # validates each formula
+    return LossSpec(spec, formula=formula, fixed=fixed)
+
+
 def resolve(task: Task, spec: str) -> LossSpec:
-    """A baseline id, ``study:PATH#K``, or a formula in the text form."""
+    """A baseline id, ``study:PATH#K``, a per-branch mix (:func:`mix`), or a formula."""
     spec = spec.strip()
+    mixed = mix(task, spec)
+    if mixed is not None:
+        return mixed
     if spec in task.baselines:
         task.baseline(spec)  # raises for an unknown id
         return LossSpec(spec, baseline=spec)

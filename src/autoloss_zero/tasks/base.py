@@ -257,8 +257,10 @@ class Task(ABC):
         ``fixed`` maps branches kept fixed to a handcrafted loss, by baseline id.
         """
         fixed = dict(fixed)
-        return RawLoss(self, self.as_task_loss(loss, fixed, operators), operators,
-                       {b: self.branch_baseline(b, name) for b, name in fixed.items()})
+        baselines = {b: self.branch_baseline(b, name) for b, name in fixed.items()}
+        if isinstance(loss, str) and not loss.strip() and set(fixed) == set(self.branch_names):
+            return RawLoss(self, None, operators, baselines)  # every branch handcrafted
+        return RawLoss(self, self.as_task_loss(loss, fixed, operators), operators, baselines)
 
     def baseline(self, name: str) -> LossFn:
         """A handcrafted loss by id (see ``baselines``), over raw outputs and targets."""
@@ -312,23 +314,28 @@ class RawLoss(nn.Module):
     ``fixed`` adds branches kept fixed to handcrafted losses (``{branch: LossFn}``).
     """
 
-    def __init__(self, task: Task, loss: Loss, operators=None,
+    def __init__(self, task: Task, loss: Loss | None, operators=None,
                  fixed: Mapping[str, LossFn] | None = None):
         super().__init__()
         self.task = task
         self.loss = loss
-        self.compiled = CompiledLoss(loss, operators)
+        self.compiled = None if loss is None else CompiledLoss(loss, operators)
         self.fixed = dict(fixed or {})
+        if loss is None and not self.fixed:
+            raise ValueError("a loss needs at least one branch")
 
     def extra_repr(self) -> str:
-        extra = "".join(f"; {b}: <{fn}>" for b, fn in self.fixed.items())
-        return str(self.loss) + extra
+        extra = "; ".join(f"{b}: <{fn}>" for b, fn in self.fixed.items())
+        return "; ".join(x for x in (str(self.loss or ""), extra) if x)
 
     def forward(self, raw: Any, target: Any) -> torch.Tensor:
-        inputs = self.task.branch_inputs(raw, target)
-        value = self.compiled({n: inputs[n] for n in self.loss.names})
+        value = None
+        if self.compiled is not None:
+            inputs = self.task.branch_inputs(raw, target)
+            value = self.compiled({n: inputs[n] for n in self.loss.names})
         for fn in self.fixed.values():
-            value = value + fn(raw, target)
+            part = fn(raw, target)
+            value = part if value is None else value + part
         return value
 
 
