@@ -110,3 +110,49 @@ def test_newer_schema_is_refused(tmp_path):
     con.close()
     with pytest.raises(StudyError, match="schema version 99"):
         Study(path)
+
+
+def test_version_1_files_are_read_as_they_are_and_upgraded_by_a_writer(tmp_path):
+    """A study written before the evaluations table existed (schema 1): readers see no
+    evaluations and the proxy ranking; the first writer adds the table in place."""
+    path = tmp_path / "v1.db"
+    _make(path).close()
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE evaluations")
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+    with StudyReader(path) as r:
+        assert r.evaluations() == [] and r.ranking() == "proxy" and r.spent() == 1
+        assert r.leaderboard()[0].formula == "Log(yhat)"
+    Study(path).close()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 0
+    con.close()
+
+
+def test_runs_recorded_before_new_task_options_are_reused(tmp_path):
+    """A results file written before the task had its proxy_* options (they default to the
+    old behaviour): its runs are found under today's keys, full-schedule runs for every
+    proxy setting."""
+    import json
+
+    from autoloss_zero.compare import LossSpec, _run_key, read_runs
+    from autoloss_zero.tasks import get_task
+
+    task = get_task("classification", proxy_steps=7)
+    old_options = {k: v for k, v in task.config.items() if not k.startswith("proxy_")}
+    old_options["proxy_steps"] = 7
+    spec = LossSpec("ce", baseline="ce")
+    runs = tmp_path / "runs.jsonl"
+    lines = []
+    for schedule in ("proxy", "full"):
+        key = json.dumps(["classification", old_options, schedule, spec.key, 0], sort_keys=True)
+        lines.append(json.dumps({"key": key, "schedule": schedule}))
+    runs.write_text("\n".join(lines) + "\n")
+    done = read_runs(runs, task)
+    assert done[_run_key(task, "proxy", spec, 0)]["schedule"] == "proxy"
+    other = get_task("classification", proxy_steps=50, proxy_batch_size=8)
+    assert done[_run_key(other, "full", spec, 0)]["schedule"] == "full"
+    assert _run_key(other, "proxy", spec, 0) not in read_runs(runs, other)
