@@ -54,6 +54,7 @@ def main() -> None:
         counts = reader.counts()
         stats = reader.meta().get("stats", {})
         started = reader.started()
+        spent, ranking = reader.spent(), reader.ranking()
     search_s = time.time() - t0
     losses = [*args.baseline, *[f"study:{study}#{k}" for k in range(1, min(args.top,
                                                                            len(board)) + 1)]]
@@ -70,7 +71,10 @@ def main() -> None:
         "task": args.task, "metric": args.metric, "budget": args.budget,
         "evaluations": started, "counts": counts, "search_stats": stats,
         "search_wall_s_this_call": search_s,
-        "leaderboard": [{"rank": i, "id": c.id, "formula": c.formula, "proxy_score": c.score}
+        "spent": spent, "ranking": ranking,
+        "leaderboard": [{"rank": i, "id": c.id, "formula": c.formula, "proxy_score": c.score,
+                         "proxy_trainings": c.evaluations or 1, "confirmed": c.confirmed,
+                         "confirmed_seeds": c.confirmed_seeds}
                         for i, c in enumerate(board, 1)],
         "compare": tables,
     }
@@ -89,13 +93,20 @@ def _cell(stats, bold=False):
 def render(rep: dict, task) -> str:
     lines = [f"# {rep['task']} / {rep['metric']}: searched losses vs baselines", "",
              f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
-             "", f"Search: {rep['evaluations']} proxy trainings (budget {rep['budget']}); "
+             "", f"Search: {rep['evaluations']} proxy trainings, {rep.get('spent', '?')} "
+             f"proxy-training equivalents spent (budget {rep['budget']}); "
              f"{rep['counts']['rejected']} candidates rejected by screening, "
              f"{rep['counts']['duplicate']} duplicates, {rep['counts']['invalid']} invalid, "
-             f"{rep['counts']['failed']} failed.", "", "Top of the leaderboard (proxy score):",
-             "", "| rank | proxy " + rep["metric"] + " | formula |", "|---|---|---|"]
+             f"{rep['counts']['failed']} failed.", "",
+             f"Top of the leaderboard (ranking: {rep.get('ranking', 'proxy')}; proxy score "
+             "with its number of proxy trainings):",
+             "", "| rank | proxy " + rep["metric"] + " | confirmed (full, val) | formula |",
+             "|---|---|---|---|"]
     for row in rep["leaderboard"][:5]:
-        lines.append(f"| {row['rank']} | {row['proxy_score']:.4f} | `{row['formula']}` |")
+        conf = row.get("confirmed")
+        conf = "-" if conf is None else f"{conf:.4f} ({row['confirmed_seeds']} seeds)"
+        lines.append(f"| {row['rank']} | {row['proxy_score']:.4f} "
+                     f"({row.get('proxy_trainings', 1)}) | {conf} | `{row['formula']}` |")
     for variant, table in rep["compare"].items():
         metrics = table["metrics"]
         lines += ["", f"## Re-training ({variant}, full schedule, {table['seeds']} seeds, "
