@@ -223,9 +223,9 @@ DETECTION_REFERENCES = {
             ("1", IOU_DOWN, None)],
 }
 INSTANCE_REFERENCES = {
-    "good": [(CE, GIOU, CE),
-             ("1", "1", CE)],  # the mask branch alone moves mask AP enough
+    "good": [(CE, GIOU, CE)],
     "bad": [(f"Neg({CE})", GIOU, f"Neg({CE})"),  # every classification unlearns
+            ("1", "1", CE),  # a branch that cannot learn: rejected before any training
             ("1", IOU_DOWN, "1"),
             ("1", "1", f"Neg({CE})")],  # the mask branch alone, unlearning
 }
