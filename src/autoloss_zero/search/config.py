@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..expr.mutate import MutationConfig
-from ..expr.ops import DEFAULT_NAMES
+from ..expr.ops import DEFAULT_NAMES, OperatorSet, get_operators
 
 
 class ConfigError(ValueError):
@@ -185,6 +185,11 @@ class SearchConfig:
             raise ConfigError("offspring_branches must be 'one' or 'all'")
         if not self.operators:
             raise ConfigError("operators must not be empty")
+
+    def operator_set(self) -> OperatorSet:
+        """The operators searched over, after importing ``operator_modules`` (which
+        register the user operators among them)."""
+        return get_operators(self.operators, self.operator_modules)
 
     # -- (de)serialization ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

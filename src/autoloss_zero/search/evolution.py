@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..expr.ops import get_operators
 from ..expr.tree import Expr, Loss, parse
 from ..tasks import get_task, task_id
 from ..tasks.base import Task, TaskError
@@ -40,7 +39,7 @@ from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import ACCEPTED, REJECTED, Screener
 from .seeds import derive_seed, stream
 from .study import STARTED, Candidate, Evaluation, Study, StudyError, StudyReader
-from .worker import configure_torch, import_operator_modules, make_job, one_line
+from .worker import configure_torch, make_job, one_line
 
 
 class SearchError(RuntimeError):
@@ -95,8 +94,7 @@ class Evolution:
                  device: str = "cpu"):
         self.task, self.metric, self.study, self.config = task, metric, study, config
         self.device = device
-        import_operator_modules(config.operator_modules)
-        self.ops = get_operators(config.operators)
+        self.ops = config.operator_set()
         fixed = dict(config.fixed)
         unknown = set(fixed) - set(task.branch_names)
         if unknown:

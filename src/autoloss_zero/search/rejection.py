@@ -90,10 +90,8 @@ class Screener:
                     device: str = "cpu") -> Screener:
         """The screener of a search: its settings, operators and equivalence digits, and
         samples drawn from a stream of the master seed of their own."""
-        from ..expr.ops import get_operators
-
         return cls(task, metric, config.screening, derive_seed(config.seed, "screening"),
-                   device, get_operators(config.operators), config.equivalence.digits)
+                   device, config.operator_set(), config.equivalence.digits)
 
     # -- pieces -------------------------------------------------------------------
     def _branch_values(self, compiled: CompiledLoss, raw) -> list[tuple[str, torch.Tensor]]:

@@ -9,7 +9,6 @@ loss an ``invalid`` one.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -61,11 +60,6 @@ def cached_task(name: str, options: dict) -> Task:
     return task
 
 
-def import_operator_modules(modules) -> None:
-    for mod in modules:
-        importlib.import_module(mod)
-
-
 def configure_torch(threads: int = 1) -> None:
     """Settings for search processes: ``threads`` torch threads, and subnormal floats
     flushed to zero (random losses produce them, e.g. ``Exp`` of large negative values,
@@ -86,8 +80,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     result: dict[str, Any] = {"id": job["id"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
-        import_operator_modules(job.get("operator_modules", ()))
-        ops = get_operators(job["operators"])
+        ops = get_operators(job["operators"], job.get("operator_modules", ()))
         task = cached_task(job["task"], job["task_options"])
         if job.get("baseline"):
             fn = task.baseline(job["baseline"])
