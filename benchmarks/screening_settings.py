@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from autoloss_zero.bench import candidate_stream
-from autoloss_zero.search.config import ScreeningConfig, SearchConfig
+from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.rejection import ACCEPTED, Screener
 from autoloss_zero.search.worker import configure_torch
 from autoloss_zero.tasks import get_task
@@ -31,8 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     configure_torch(1)
     task = get_task(args.task)
-    screeners = {s: Screener(task, args.metric, ScreeningConfig(steps=s[0], lr=s[1]), seed=0)
-                 for s in SETTINGS}
+    screeners = {s: Screener.from_config(task, args.metric, SearchConfig.from_dict(
+                     {"screening": {"steps": s[0], "lr": s[1]}})) for s in SETTINGS}
     stream = candidate_stream(task, SearchConfig(), seed=3)
     loss = next(stream)
     n = 0
