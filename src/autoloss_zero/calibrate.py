@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from .compare import compare
-from .search.config import ConfigError, SearchConfig
+from .errors import ConfigError, TaskError
+from .search.config import SearchConfig
 from .tasks import get_task
-from .tasks.base import Task, TaskError
+from .tasks.base import Task
 
 
 @dataclass

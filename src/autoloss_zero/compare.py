@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import TaskError
 from .expr.ops import DEFAULT_NAMES
 from .search.engines import Engine, create_engine
 from .search.worker import make_job
 from .tasks import get_task, task_id
-from .tasks.base import PROXY, Task, TaskError, default_split
+from .tasks.base import PROXY, Task, default_split
 
 
 @dataclass

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import StudyError
 from .expr.ops import get_operators, import_operator_modules
 from .expr.symbolic import to_latex, to_python
 from .expr.tree import Expr, Loss, parse
 from .search.config import SearchConfig
-from .search.study import Candidate, StudyError, StudyReader
+from .search.study import Candidate, StudyReader
 from .tasks import get_task
 from .tasks.base import RawLoss, Task
 

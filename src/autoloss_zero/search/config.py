@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..expr.mutate import MutationConfig
 from ..expr.ops import DEFAULT_NAMES, OperatorSet, get_operators
-
-
-class ConfigError(ValueError):
-    """A bad config file or value."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..errors import SearchError
 from .engines import Engine, _failed
 from .worker import configure_torch, run_job
 
@@ -136,8 +137,6 @@ class DaskEngine(Engine):
         if self._lost_since is None:
             self._lost_since = now
         elif now - self._lost_since > self.lost_after:
-            from .evolution import SearchError
-
             raise SearchError(f"lost the Dask scheduler for {self.lost_after:g} s ({why}); "
                               "run the same command again to resume")
 

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import SearchError, StudyError, TaskError, one_line
 from ..expr.tree import Expr, Loss, parse
 from ..tasks import get_task, task_id
-from ..tasks.base import Task, TaskError
+from ..tasks.base import Task
 from .candidates import CandidateMaker
 from .config import SearchConfig, config_diff
 from .engines import Engine, create_engine
@@ -38,13 +39,8 @@ from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import ACCEPTED, REJECTED, Screener
 from .seeds import derive_seed, stream
-from .study import STARTED, Candidate, Evaluation, Study, StudyError, StudyReader
-from .worker import configure_torch, make_job, one_line
-
-
-class SearchError(RuntimeError):
-    """The search cannot go on (e.g. no candidate passes screening)."""
-
+from .study import STARTED, Candidate, Evaluation, Study, StudyReader
+from .worker import configure_torch, make_job
 
 DONE = ("evaluated", "invalid", "failed", "duplicate")
 """Statuses whose score is known (None = the worst score)."""

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StudyError
+
 APPLICATION_ID = 0x414C5A30  # "ALZ0"
 SCHEMA_VERSION = 2
 """2 (2026-12): the ``evaluations`` table (fidelity rungs, confirmation); version-1 files
@@ -94,10 +96,6 @@ EVAL_COLUMNS = ("id", "candidate", "kind", "rung", "schedule", "split", "seed", 
 COLUMNS = ("id", "step", "formula", "normal", "fingerprint", "status", "reason", "g", "score",
            "metrics", "parent", "mutation", "seed", "duplicate_of", "joined", "screen_s",
            "train_s", "created", "finished", "worker")
-
-
-class StudyError(RuntimeError):
-    """A study file that cannot be used: foreign, corrupt, locked, or mismatched."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Any
 
+from ..errors import one_line
 from ..expr.ops import get_operators
 from ..tasks import get_task
 from ..tasks.base import InvalidLoss, Task
@@ -68,11 +69,6 @@ def configure_torch(threads: int = 1) -> None:
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:

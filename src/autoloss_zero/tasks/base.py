@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import TaskError
 from ..expr.compile import CompiledLoss
 from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
 
@@ -48,10 +49,6 @@ class InvalidLoss(Exception):
     def __init__(self, step: int):
         super().__init__(f"loss value is NaN/Inf at training step {step}")
         self.step = step
-
-
-class TaskError(ValueError):
-    """A bad task name, metric, variant or option."""
 
 
 SCHEDULES = ("proxy", "full")

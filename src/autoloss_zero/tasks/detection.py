@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import TaskError
 from ..metrics.detection import (
     box_ap_inputs,
     coco_ap,
@@ -60,7 +61,6 @@ from .base import (
     Branch,
     ScreeningBatch,
     Task,
-    TaskError,
     batch_indices,
     check_split,
     default_split,

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from .. import baselines as bl
+from ..errors import TaskError
 from ..metrics.keypoints import keypoint_ap, pck, per_sample_ap
-from .base import Branch, SupervisedTask, TaskError
+from .base import Branch, SupervisedTask
 from .canvas import KEYPOINT_NAMES, compose
 from .segmentation import conv_bn
 

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import baselines as bl
+from ..errors import TaskError
 from ..metrics.segmentation import SegmentationMeter, per_image
-from .base import Branch, SupervisedTask, TaskError
+from .base import Branch, SupervisedTask
 from .canvas import compose
 from .classification import softmax_onehot
 
