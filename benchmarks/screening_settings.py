@@ -17,7 +17,7 @@ from pathlib import Path
 from autoloss_zero.bench import candidate_stream
 from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.rejection import ACCEPTED, Screener
-from autoloss_zero.search.worker import configure_torch
+from autoloss_zero.search.torch_settings import configure_torch
 from autoloss_zero.tasks import get_task
 
 SETTINGS = [(20, 0.1), (10, 0.2), (10, 0.1), (5, 0.4)]

@@ -28,7 +28,7 @@ from .search.candidates import CandidateMaker
 from .search.config import ScreeningConfig, SearchConfig
 from .search.engines import cuda_devices
 from .search.rejection import ACCEPTED, Screener
-from .search.worker import configure_torch
+from .search.torch_settings import configure_torch
 from .tasks import get_task
 from .tasks.base import Task, tensors_of, tree_map
 

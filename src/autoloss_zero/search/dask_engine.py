@@ -25,7 +25,8 @@ from typing import Any
 
 from ..errors import SearchError
 from .engines import Engine, _failed
-from .worker import configure_torch, run_job
+from .torch_settings import configure_torch
+from .worker import run_job
 
 _TRIM_FIXED = False
 

@@ -40,7 +40,8 @@ from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import ACCEPTED, REJECTED, Screener
 from .seeds import derive_seed, stream
 from .study import STARTED, Candidate, Evaluation, Study, StudyReader
-from .worker import configure_torch, make_job
+from .torch_settings import configure_torch
+from .worker import make_job
 
 DONE = ("evaluated", "invalid", "failed", "duplicate")
 """Statuses whose score is known (None = the worst score)."""
@@ -650,7 +651,7 @@ def search(
     (trainings still running are re-run when the search is resumed).
 
     The calling process screens with one torch thread and subnormal floats flushed to
-    zero (see ``worker.configure_torch``); its thread count is restored at the end.
+    zero (see ``torch_settings.configure_torch``); its thread count is restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")

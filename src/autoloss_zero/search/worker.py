@@ -19,6 +19,7 @@ from ..errors import one_line
 from ..expr.ops import get_operators
 from ..tasks import get_task
 from ..tasks.base import InvalidLoss, Task
+from .torch_settings import configure_torch
 
 _TASKS: dict[str, Task] = {}
 
@@ -59,16 +60,6 @@ def cached_task(name: str, options: dict) -> Task:
     if task is None:
         task = _TASKS[key] = get_task(name, **options)
     return task
-
-
-def configure_torch(threads: int = 1) -> None:
-    """Settings for search processes: ``threads`` torch threads, and subnormal floats
-    flushed to zero (random losses produce them, e.g. ``Exp`` of large negative values,
-    and CPU arithmetic on subnormals was measured 7x slower here)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:

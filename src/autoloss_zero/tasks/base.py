@@ -348,6 +348,11 @@ def batch_indices(seed: int, n: int, batch_size: int, steps: int) -> Iterator[to
         pos += batch_size
 
 
+def finite_or_nan(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Every metric as a float, NaN where it is not finite: what ``train`` returns."""
+    return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in metrics.items()}
+
+
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
                    stop_on_invalid: bool = True, deadline: float | None = None) -> None:
     """One guarded update: :class:`InvalidLoss` at a NaN/Inf loss (when asked), then
@@ -512,5 +517,5 @@ class SupervisedTask(Task):
                 model.train()
         model.eval()
         scores.append(self.split_metrics(self._iterate(model, split, device)))
-        out = {k: sum(float(s[k]) for s in scores) / len(scores) for k in scores[-1]}
-        return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
+        return finite_or_nan({k: sum(float(s[k]) for s in scores) / len(scores)
+                              for k in scores[-1]})

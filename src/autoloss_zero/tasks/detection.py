@@ -64,6 +64,7 @@ from .base import (
     batch_indices,
     check_split,
     default_split,
+    finite_or_nan,
     optimizer_step,
     seeded,
     take,
@@ -383,8 +384,7 @@ class DetectionTask(Task):
         steps = int(self.config[f"{schedule}_steps"])
         model = self.fit(loss_fn, seed=seed, device=device, steps=steps,
                          stop_on_invalid=stop_on_invalid, deadline=deadline)
-        out = self.evaluate(model, split, device)
-        return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
+        return finite_or_nan(self.evaluate(model, split, device))
 
     def fit(self, loss_fn, *, seed: int, device: str, steps: int, stop_on_invalid: bool = True,
             deadline: float | None = None, log=None) -> Detector:
