@@ -353,7 +353,8 @@ class DetectionTask(Task):
         with torch.no_grad():
             a = decode(images(raw["rpn_deltas"], 2), images(target["anchors"], 2))
             s = images(raw["rpn_logits"], 1)
-            rpn = box_ap_inputs(a, s, torch.zeros_like(s, dtype=torch.long), gtb,
+            rpn = box_ap_inputs(pairwise_iou(a.double(), gtb.double()), s,
+                                torch.zeros_like(s, dtype=torch.long),
                                 torch.where(gtl >= 0, 0, -1))
             b = decode(images(raw["rcnn_deltas"], 2), images(target["rois"], 2),
                        DELTA_WEIGHTS_RCNN)
