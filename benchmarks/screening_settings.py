@@ -16,7 +16,7 @@ from pathlib import Path
 
 from autoloss_zero.bench import candidate_stream
 from autoloss_zero.search.config import SearchConfig
-from autoloss_zero.search.rejection import ACCEPTED, Screener
+from autoloss_zero.search.rejection import Screener
 from autoloss_zero.search.torch_settings import configure_torch
 from autoloss_zero.tasks import get_task
 
@@ -50,10 +50,10 @@ def main() -> None:
         if ref.g is not None:
             n += 1
             for s in SETTINGS:
-                ok = res[s].verdict == ACCEPTED
-                agree[s] += ok == (ref.verdict == ACCEPTED)
+                ok = res[s].accepted
+                agree[s] += ok == ref.accepted
                 accepted[s] += ok
-        loss = stream.send(ref.verdict == ACCEPTED)
+        loss = stream.send(ref.accepted)
     rows = [{"steps": s[0], "lr": s[1], "agreement": agree[s] / n, "accepted": accepted[s],
              "ms_per_candidate": 1000 * cost[s] / n} for s in SETTINGS]
     out = {"task": args.task, "metric": args.metric, "optimized_candidates": n, "rows": rows,

@@ -27,7 +27,7 @@ from .expr.random import below
 from .search.candidates import CandidateMaker
 from .search.config import ScreeningConfig, SearchConfig
 from .search.engines import cuda_devices
-from .search.rejection import ACCEPTED, Screener
+from .search.rejection import Screener
 from .search.torch_settings import configure_torch
 from .tasks import get_task
 from .tasks.base import Task, tensors_of, tree_map
@@ -89,7 +89,7 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
             optimized += 1
         else:
             res = screener.screen(loss)
-            ok = res.verdict == ACCEPTED
+            ok = res.accepted
             shortcuts += res.shortcut
             optimized += res.g is not None
         n += 1
@@ -112,8 +112,8 @@ def reference_verdicts(task: Task, metric: str, config: SearchConfig,
     for kind, formulas in task.references.items():
         for f in formulas:
             res = screener.screen(task.as_task_loss(f))
-            out[f] = {"expected": kind, "accepted": res.verdict == ACCEPTED, "g": res.g,
-                      "ok": (res.verdict == ACCEPTED) == (kind == "good")}
+            out[f] = {"expected": kind, "accepted": res.accepted, "g": res.g,
+                      "ok": res.accepted == (kind == "good")}
     return out
 
 

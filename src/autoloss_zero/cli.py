@@ -102,7 +102,7 @@ def check(
 ):
     """Screen one loss with the loss-rejection protocol: g, verdict, fingerprint."""
     from .search.config import SearchConfig
-    from .search.rejection import ACCEPTED, Screener
+    from .search.rejection import Screener
     from .tasks import get_task
 
     cfg = SearchConfig.from_toml(config) if config else SearchConfig()
@@ -115,7 +115,7 @@ def check(
     res = screener.screen(loss, optimize=True)
     out = {
         "formula": str(loss), "task": task, "metric": metric, "score": res.g,
-        "accepted": res.verdict == ACCEPTED, "fingerprint": res.fingerprint,
+        "accepted": res.accepted, "fingerprint": res.fingerprint,
         "reason": res.reason or None, "eta": cfg.screening.eta,
         "samples": cfg.screening.samples, "steps": cfg.screening.steps,
         "seconds": round(res.seconds, 4),
@@ -123,9 +123,8 @@ def check(
     if as_json:
         _echo_json(out)
         return
-    verdict = "accepted" if out["accepted"] else "rejected"
     g = "n/a" if res.g is None else f"{res.g:+.4f}"
-    typer.echo(f"{verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
+    typer.echo(f"{res.verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
     typer.echo(f"fingerprint: {res.fingerprint}")
 
 
@@ -184,6 +183,8 @@ def _print_leaderboard(reader, top: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .search.status import Status
+
     meta = reader.meta()
     counts = reader.counts()
     board = reader.leaderboard(top)
@@ -195,7 +196,8 @@ def _print_leaderboard(reader, top: int) -> None:
     table = Table(*columns, "id", "formula",
                   title=f"{meta['task']} / {meta['metric']}: {reader.started()} proxy trainings, "
                         f"{reader.spent():g} proxy-training equivalents spent, "
-                        f"{counts['rejected']} rejected, {counts['duplicate']} duplicates; "
+                        f"{counts[Status.REJECTED]} rejected, {counts[Status.DUPLICATE]} "
+                        "duplicates; "
                         f"ranked by {'confirmed' if confirmed else 'proxy'} scores")
     for i, c in enumerate(board, 1):
         cells = [str(i), f"{c.score:.4f}", str(c.evaluations or 1)]

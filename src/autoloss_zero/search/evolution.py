@@ -37,14 +37,12 @@ from .config import SearchConfig, config_diff
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
-from .rejection import ACCEPTED, REJECTED, Screener
+from .rejection import Screener
 from .seeds import derive_seed, stream
-from .study import STARTED, Candidate, Evaluation, Study, StudyReader
+from .status import Status
+from .study import Candidate, Evaluation, Study, StudyReader
 from .torch_settings import configure_torch
 from .worker import make_job
-
-DONE = ("evaluated", "invalid", "failed", "duplicate")
-"""Statuses whose score is known (None = the worst score)."""
 
 
 @dataclass
@@ -176,7 +174,7 @@ class Evolution:
         self.score[row.id] = row.score
         self.root[row.id] = row.duplicate_of or row.id
         self.formula[row.id] = row.formula
-        if row.status in ("evaluated", "invalid"):
+        if row.status.is_scored():
             group = self.root[row.id]
             self.evals.setdefault(group, []).append(row.score)
             score = self.group_score(group)
@@ -193,24 +191,24 @@ class Evolution:
             self._note(row)
             if eq:
                 self.index.add(row.id, row.normal, None)
-                if row.status in STARTED and not row.duplicate_of:
+                if row.status.is_started() and not row.duplicate_of:
                     self.index.add(row.id, None, row.fingerprint)
-            if row.status in ("running", "waiting"):
+            if row.status.is_in_flight():
                 self.rows[row.id] = row
-            if row.status == "waiting":
+            if row.status == Status.WAITING:
                 self.waiting.setdefault(row.duplicate_of, []).append(row.id)
             if row.joined is not None:
                 joined.append(row)
-            if row.status != "rejected" and row.parent is None:
+            if row.status != Status.REJECTED and row.parent is None:
                 self.initial += 1
             self.stats.screened += row.g is not None or row.fingerprint is not None
-            self.stats.rejected += row.status == "rejected"
-            self.stats.duplicates += row.status in ("duplicate", "waiting")
+            self.stats.rejected += row.status == Status.REJECTED
+            self.stats.duplicates += row.status in (Status.DUPLICATE, Status.WAITING)
         for row in sorted(joined, key=lambda r: r.joined):
             self.join_seq = row.joined
             self.population.append(Member(row.id, self.parse_loss(row.formula),
                                           self.root[row.id]))
-        self.started = sum(1 for r in rows if r.status in STARTED)
+        self.started = sum(1 for r in rows if r.status.is_started())
         saved = self.study.meta().get("stats") or {}
         for name in ("screen_s", "driver_s", "wall_s", "shortcuts"):
             setattr(self.stats, name, saved.get(name, 0))
@@ -222,16 +220,16 @@ class Evolution:
             if e.kind == "rung":
                 self.promoted.setdefault(e.rung, set()).add(e.candidate)
                 self.rung_cost += e.cost
-            if e.status == "running":
+            if e.status == Status.RUNNING:
                 self.running_evals[e.id] = e
                 if e.kind == "rung":
                     self.queue.append(e)  # re-run on resume
             else:
                 self._note_evaluation(e)
-        return [r for r in rows if r.status == "running"]
+        return [r for r in rows if r.status == Status.RUNNING]
 
     def _note_evaluation(self, e: Evaluation) -> None:
-        if e.status in ("evaluated", "invalid"):
+        if e.status.is_scored():
             target = self.full if e.schedule == "full" else self.evals
             target.setdefault(e.candidate, []).append(e.score)
 
@@ -263,15 +261,15 @@ class Evolution:
         (a crash is no verdict on the loss), so ``row`` goes on."""
         root = self.root.get(other, other)
         status = self.status[root]
-        if status == "failed":
+        if status == Status.FAILED:
             return False
         row.duplicate_of = root
-        if status == "rejected":
-            row.status, row.reason = "rejected", f"same {how} as #{root}"
-        elif status in ("running", "waiting"):
-            row.status, row.reason = "waiting", f"same {how} as #{root} (in flight)"
+        if status == Status.REJECTED:
+            row.status, row.reason = Status.REJECTED, f"same {how} as #{root}"
+        elif status.is_in_flight():
+            row.status, row.reason = Status.WAITING, f"same {how} as #{root} (in flight)"
         else:
-            row.status, row.score = "duplicate", self.group_score(root)
+            row.status, row.score = Status.DUPLICATE, self.group_score(root)
             row.reason = f"same {how} as #{root}"
         return True
 
@@ -288,22 +286,21 @@ class Evolution:
             try:
                 res = screener.screen(loss, optimize=self.config.screening.enabled)
             except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
-                row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
+                row.status, row.reason = Status.REJECTED, f"screening raised {one_line(exc)}"
                 self.last_error = row.reason
                 return
             self.stats.screened += 1
             self.stats.screen_s += res.seconds
             self.stats.shortcuts += res.shortcut
             row.g, row.fingerprint, row.screen_s = res.g, res.fingerprint, res.seconds
-            if res.verdict == REJECTED:
-                row.status, row.reason = "rejected", res.reason
+            if not res.accepted:
+                row.status, row.reason = Status.REJECTED, res.reason
                 return
-            assert res.verdict == ACCEPTED
             if eq and row.fingerprint is not None:
                 hit = self.index.by_gradient(row.fingerprint)
                 if hit is not None and self._reuse(row, hit, "gradient fingerprint"):
                     return
-        row.status = "running"
+        row.status = Status.RUNNING
 
     def _copy(self, parent: Member, row: Candidate) -> None:
         """The paper's copy. ``reuse``: the child joins with its parent's score, untrained.
@@ -311,12 +308,11 @@ class Evolution:
         result adds to its group's mean (a lucky proxy score is re-measured, not spread)."""
         group = parent.group
         if self.config.mutation.copy_mode == "reevaluate":
-            row.status, row.duplicate_of = "running", group
+            row.status, row.duplicate_of = Status.RUNNING, group
             row.reason = f"re-evaluation of #{group}"
             return
-        self._reuse(row, group, "loss (a copy)")
-        if row.status == "":  # the parent's group failed to train: train the copy
-            row.status = "running"
+        if not self._reuse(row, group, "loss (a copy)"):
+            row.status = Status.RUNNING  # the parent's group failed to train: train the copy
 
     def produce(self) -> Candidate | None:
         """One evolution step: returns the candidate to train, or None if it was settled
@@ -350,7 +346,8 @@ class Evolution:
                 if other is not None:
                     label += f" with #{other.id}"
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
-                            status="", parent=None if parent is None else parent.id,
+                            status=Status.RUNNING,  # until the copy rule or screening says
+                            parent=None if parent is None else parent.id,
                             mutation=label)
             self.next_id += 1
             if kind == "copy":
@@ -360,15 +357,15 @@ class Evolution:
             rows.append(row)
             if self.config.equivalence.enabled:
                 self.index.add(row.id, row.normal, None)
-                if row.status == "running" and not row.duplicate_of:
+                if row.status == Status.RUNNING and not row.duplicate_of:
                     self.index.add(row.id, None, row.fingerprint)
             self._note(row)
-            if row.status == "rejected":
+            if row.status == Status.REJECTED:
                 self.stats.rejected += 1
                 continue
             break
         self.tries = 0  # a candidate passed: the count of failures in a row starts again
-        self.settled = 0 if row.status == "running" else self.settled + 1
+        self.settled = 0 if row.status == Status.RUNNING else self.settled + 1
         if self.settled >= max_tries:
             self.study.insert(rows, {"stats": self.stats.__dict__})
             self.next_step = k + 1
@@ -379,12 +376,12 @@ class Evolution:
         if parent is None:
             self.initial += 1
         self.next_step = k + 1
-        if row.status == "running":
+        if row.status == Status.RUNNING:
             row.seed = training_seed(self.config, k)
             self.rows[row.id] = row
             self.losses[row.id] = loss
             self.started += 1
-        elif row.status == "waiting":
+        elif row.status == Status.WAITING:
             self.stats.duplicates += 1
             self.rows[row.id] = row
             self.losses[row.id] = loss
@@ -396,7 +393,7 @@ class Evolution:
             self._join(row)
         self.stats.driver_s += time.perf_counter() - t0
         self.study.insert(rows, {"stats": self.stats.__dict__})
-        return row if row.status == "running" else None
+        return row if row.status == Status.RUNNING else None
 
     # -- a result comes back ------------------------------------------------------------
     def complete(self, result: dict) -> Candidate | Evaluation:
@@ -404,7 +401,7 @@ class Evolution:
             return self._complete_evaluation(result)
         t0 = time.perf_counter()
         row = self.rows.pop(result["id"])
-        row.status = result["status"]
+        row.status = Status(result["status"])
         row.score = result.get("score")
         row.metrics = result.get("metrics")
         row.reason = result.get("reason") or row.reason
@@ -417,9 +414,9 @@ class Evolution:
         group = self.root[row.id]
         for wid in self.waiting.pop(row.id, []):
             w = self.rows.pop(wid)
-            w.status, w.score, w.finished = "duplicate", self.group_score(group), time.time()
+            w.status, w.score, w.finished = Status.DUPLICATE, self.group_score(group), time.time()
             w.reason = (w.reason or "").replace(" (in flight)", "")
-            if row.status == "failed":
+            if row.status == Status.FAILED:
                 w.reason += ", whose training failed"
             self._note(w)
             self._join(w)
@@ -437,7 +434,7 @@ class Evolution:
         if schedule == "full":
             return len(self.full.get(group, ())) + running
         rows = sum(1 for r in self.rows.values()
-                   if r.status == "running" and self.root.get(r.id) == group)
+                   if r.status == Status.RUNNING and self.root.get(r.id) == group)
         return len(self.evals.get(group, ())) + rows + running
 
     def _completed(self, rung: Rung) -> dict[int, float | None]:
@@ -462,7 +459,7 @@ class Evolution:
                 id=self.next_eval_id, candidate=group, kind=kind, rung=rung,
                 schedule=schedule, split="val", seed=derive_seed(self.config.seed, schedule,
                                                                 group, j),
-                cost=cost, status="running"))
+                cost=cost, status=Status.RUNNING))
             self.next_eval_id += 1
         return rows
 
@@ -507,7 +504,7 @@ class Evolution:
 
     def _complete_evaluation(self, result: dict) -> Evaluation:
         e = self.running_evals.pop(-result["id"])
-        e.status = result["status"]
+        e.status = Status(result["status"])
         e.score = result.get("score")
         e.metrics = result.get("metrics")
         e.reason = result.get("reason")

@@ -19,6 +19,7 @@ from ..errors import one_line
 from ..expr.ops import get_operators
 from ..tasks import get_task
 from ..tasks.base import InvalidLoss, Task
+from .status import Status
 from .torch_settings import configure_torch
 
 _TASKS: dict[str, Task] = {}
@@ -82,13 +83,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         score = metrics.get(job["metric"])
         result["metrics"] = metrics
         if score is None or score != score:
-            result.update(status="invalid", score=None, reason="metric is NaN")
+            result.update(status=Status.INVALID, score=None, reason="metric is NaN")
         else:
-            result.update(status="evaluated", score=float(score), reason=None)
+            result.update(status=Status.EVALUATED, score=float(score), reason=None)
     except InvalidLoss as exc:
-        result.update(status="invalid", score=None, reason=str(exc))
+        result.update(status=Status.INVALID, score=None, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - user task code may raise anything
-        result.update(status="failed", score=None, reason=one_line(exc))
+        result.update(status=Status.FAILED, score=None, reason=one_line(exc))
     result["train_s"] = time.perf_counter() - t0
     return result
 
