@@ -36,8 +36,7 @@ from .tasks.base import Task, tensors_of, tree_map
 def candidate_stream(task: Task, config: SearchConfig, seed: int):
     """Yield losses as the search makes them: random ones until K have passed, then
     offspring of a parent drawn from those that passed. Send whether each one passed."""
-    maker = CandidateMaker(task, config.operator_set(), config.mutation,
-                           config.offspring_branches)
+    maker = CandidateMaker.from_config(task, config)  # the search's: fixed branches too
     rng = np.random.default_rng([seed, 99])
     pool: list = []
     while True:

@@ -47,6 +47,17 @@ def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
+def _overrides(seed: int | None, fix: list[str] | None = None) -> dict:
+    """The config keys the user set on the command line (the rest is resolved from the
+    study, the --config file and the defaults: ``search/resolve.py``)."""
+    out: dict = {}
+    if seed is not None:
+        out["seed"] = seed
+    if fix:
+        out["fixed"] = _fixed(fix)
+    return out
+
+
 def _fixed(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -101,16 +112,14 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Screen one loss with the loss-rejection protocol: g, verdict, fingerprint."""
-    from .search.config import SearchConfig
     from .search.rejection import Screener
+    from .search.resolve import resolve_config
     from .tasks import get_task
 
-    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    cfg = resolve_config(None, config, _overrides(seed)).config
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
     loss = t.as_task_loss(formula)
-    if seed is not None:
-        cfg.seed = seed
     screener = Screener.from_config(t, metric, cfg, device.value)
     res = screener.screen(loss, optimize=True)
     out = {
@@ -151,30 +160,13 @@ def search(
 
     --budget is compute in proxy-training equivalents: each proxy training counts 1, a
     promotion to a fidelity rung its steps x batch size over the proxy's."""
-    from .search.config import SearchConfig
-    from .search.evolution import search as run_search
-    from .search.study import StudyReader
-
-    stored = None
-    if study.exists() and study.stat().st_size:
-        with StudyReader(study) as r:
-            stored = r.meta().get("config")
-    if config is not None:
-        cfg = SearchConfig.from_toml(config)
-    elif stored is not None:
-        cfg = SearchConfig.from_dict(stored)
-    else:
-        cfg = SearchConfig()
-    if seed is not None:
-        cfg.seed = seed
-    if fix:
-        cfg.fixed = _fixed(fix)
     from .progress import SearchProgress
+    from .search.evolution import search as run_search
 
     with SearchProgress(enabled=not quiet) as progress:
-        reader = run_search(task, metric, budget, study, cfg, workers=workers,
-                            engine=engine.value, scheduler=scheduler, device=device.value,
-                            progress=progress, time_limit=time_limit)
+        reader = run_search(task, metric, budget, study, config, overrides=_overrides(seed, fix),
+                            workers=workers, engine=engine.value, scheduler=scheduler,
+                            device=device.value, progress=progress, time_limit=time_limit)
     with reader:
         _print_leaderboard(reader, top=5)
 
@@ -333,9 +325,9 @@ def bench_rejection(
 ):
     """Candidates screened per minute: ours vs a naive per-sample loop, in one run."""
     from .bench import bench_rejection as run_bench
-    from .search.config import SearchConfig
+    from .search.resolve import resolve_config
 
-    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    cfg = resolve_config(None, config).config
     res = run_bench(task, metric, seconds, processes, cfg, device=device.value)
     if as_json:
         _echo_json(res)

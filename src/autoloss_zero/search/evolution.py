@@ -3,11 +3,15 @@
 The top level reads like a table of contents::
 
     search()
-      _open_study()          create, or resume and check the stored config
+      resolve_config()       the stored config on resume, else the given one, else defaults
+      CandidateMaker         operators and fixed branches: bad options fail before any write
+      check_same_search()    a resumed study must hold the same task, metric and config
+      _open_study()          create the study (its metadata), or take it over to resume
       Evolution.load()       rebuild population, equivalence index, counters from the study
       create_engine()        worker processes or a Dask cluster
       _main_loop()           keep every slot busy: produce a child, submit, collect results
-      _tear_down()           close the engine and the study
+      _confirm()             optionally, the top losses re-trained with the full schedule
+      (finally)              close the engine and the study
 
 One evolution **step** produces one candidate that passes screening. Step k draws all its
 random choices from a generator derived from (master seed, k), so a serial search is
@@ -22,22 +26,25 @@ import math
 import tempfile
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import SearchError, StudyError, TaskError, one_line
+from ..errors import SearchError, StudyError, one_line
 from ..expr.tree import Expr, Loss, parse
 from ..tasks import get_task, task_id
 from ..tasks.base import Task
 from .candidates import CandidateMaker
-from .config import SearchConfig, config_diff
+from .config import SearchConfig
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import Screener
+from .resolve import ResolvedConfig, check_same_search, resolve_config
 from .seeds import derive_seed, stream
 from .status import Status
 from .study import Candidate, Evaluation, Study, StudyReader
@@ -86,27 +93,13 @@ class Evolution:
     """
 
     def __init__(self, task: Task, metric: str, study: Study, config: SearchConfig,
-                 device: str = "cpu"):
+                 device: str = "cpu", maker: CandidateMaker | None = None):
         self.task, self.metric, self.study, self.config = task, metric, study, config
         self.device = device
-        self.ops = config.operator_set()
-        fixed = dict(config.fixed)
-        unknown = set(fixed) - set(task.branch_names)
-        if unknown:
-            raise TaskError(f"--fix: task {task.name} has no branch {', '.join(sorted(unknown))}")
-        self.fixed_formulas: dict[str, Expr] = {}
-        self.fixed_baselines: dict[str, str] = {}
-        for branch, text in fixed.items():
-            leaves = task.leaf_spec()[branch]
-            try:
-                self.fixed_formulas[branch] = parse(text, leaves=leaves, operators=self.ops)
-            except ValueError:
-                task.branch_baseline(branch, text)  # raises TaskError if unknown
-                self.fixed_baselines[branch] = text
-        self.maker = CandidateMaker(task, self.ops, config.mutation, config.offspring_branches,
-                                    self.fixed_formulas, self.fixed_baselines)
-        if not self.maker.searched:
-            raise TaskError("every branch is fixed: nothing to search")
+        self.maker = maker or CandidateMaker.from_config(task, config)
+        self.ops = self.maker.ops
+        self.fixed_formulas: dict[str, Expr] = self.maker.fixed_formulas
+        self.fixed_baselines: dict[str, str] = self.maker.fixed_baselines
         self.population: deque[Member] = deque(maxlen=config.population.size)
         self.index = EquivalenceIndex()
         self.status: dict[int, str] = {}
@@ -520,34 +513,26 @@ class Evolution:
 # The top level
 
 
-def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None,
-                budget: int) -> tuple[Study, SearchConfig]:
+def _open_study(path: Path, task: Task, metric: str, resolved: ResolvedConfig,
+                budget: int) -> Study:
+    """The study, locked for writing: created with its metadata, or resumed (checked
+    again under the lock, in case it changed since the config was resolved)."""
     study = Study(path)
     try:
-        tid = task_id(task)
         if study.is_new:
-            config = config or SearchConfig()
+            config = resolved.config
             study.set_meta({
-                "schema": 1, "task": tid, "task_config": task.config, "metric": metric,
-                "config": config.to_dict(), "operators": list(config.operators),
-                "created": time.time(), "budget": budget,
+                "schema": 1, "task": task_id(task), "task_config": task.config,
+                "metric": metric, "config": config.to_dict(),
+                "operators": list(config.operators), "created": time.time(), "budget": budget,
             })
-            return study, config
-        meta = study.meta()
-        problems = []
-        if meta.get("task") != tid:
-            problems.append(f"task: {meta.get('task')} (stored) != {tid} (given)")
-        if meta.get("metric") != metric:
-            problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
-        stored = SearchConfig.from_dict(meta["config"])
-        if config is not None:
-            problems += config_diff(stored.to_dict(), config.to_dict())
-        if meta.get("task_config") != task.config:
-            problems += config_diff(meta.get("task_config") or {}, task.config, "task.")
-        if problems:
-            raise StudyError(f"{path} holds a different search: " + "; ".join(problems))
+            return study
+        if resolved.meta is None:
+            raise StudyError(f"{path} was created by another search meanwhile")
+        check_same_search(path, study.meta(), task_id(task), task.config, metric,
+                          resolved.given)
         study.set_meta({"budget": budget})
-        return study, stored
+        return study
     except BaseException:
         study.close()
         raise
@@ -600,6 +585,17 @@ def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidat
     return finished
 
 
+def _job_args(evo: Evolution, device: str, schedule: str) -> dict:
+    """What every worker job of this search carries besides its formula and seed."""
+    config = evo.config
+    return dict(
+        task=task_id(evo.task), task_options=evo.task.config, metric=evo.metric,
+        operators=list(config.operators), operator_modules=list(config.operator_modules),
+        fixed=evo.fixed_baselines, device=device, schedule=schedule,
+        stop_on_invalid=config.evaluation.stop_on_invalid, timeout=config.evaluation.timeout,
+    )
+
+
 def evaluation_job(evo: Evolution, e: Evaluation, job_args: dict) -> dict:
     """The worker job of an evaluation row (its id negated, apart from candidates')."""
     args = dict(job_args, schedule=e.schedule, split=e.split,
@@ -626,8 +622,9 @@ def search(
     metric: str | None = None,
     budget: int = 20,
     study: str | Path | None = None,
-    config: SearchConfig | None = None,
+    config: SearchConfig | str | Path | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     workers: int | None = None,
     engine: str | Engine = "local",
     scheduler: str | None = None,
@@ -642,7 +639,10 @@ def search(
     (evaluated, invalid and failed all count) is 1; a promotion to a fidelity rung costs
     its steps x batch size over the proxy's (see ``Task.schedule_cost``).
     ``study``: the SQLite file (a temporary one if None); an existing file resumes.
-    ``config``: a :class:`SearchConfig` (None: the stored one on resume, else defaults).
+    ``config``: a :class:`SearchConfig` or a TOML file; ``overrides``: top-level config
+    keys set on top of it (e.g. ``{"seed": 3}``). On resume the stored config wins, and
+    a given one that differs is refused with the difference; a new study takes the given
+    config, else the defaults (see ``resolve.py``).
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
     ``time_limit``: seconds after which no new candidate is made and the search returns
     (trainings still running are re-run when the search is resumed).
@@ -655,29 +655,23 @@ def search(
     if study is None:
         study = Path(tempfile.mkdtemp(prefix="autoloss-zero-")) / "study.db"
     path = Path(study)
-    stored = None
-    if path.exists() and path.stat().st_size:
-        with StudyReader(path) as r:
-            stored = SearchConfig.from_dict(r.meta()["config"])
-    effective = config or stored or SearchConfig()
+    resolved = resolve_config(path, config, overrides)
+    config = resolved.config
     if isinstance(task, str):
-        task = get_task(task, **effective.task_options)
+        task = get_task(task, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])
-    evo = Evolution(task, metric, None, effective, device)  # bad options fail before any write
-    db, config = _open_study(path, task, metric, config, budget)
-    evo.study = db
+    maker = CandidateMaker.from_config(task, config)  # bad options fail before any write
+    if resolved.meta is not None:  # so does a study that holds another search
+        check_same_search(path, resolved.meta, task_id(task), task.config, metric,
+                          resolved.given)
+    db = _open_study(path, task, metric, resolved, budget)
     own_engine = not isinstance(engine, Engine)
     threads = torch.get_num_threads()
     configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
+        evo = Evolution(task, metric, db, config, device, maker)
         rerun = evo.load()
-        job_args = dict(
-            task=task_id(task), task_options=task.config, metric=metric,
-            operators=list(config.operators), operator_modules=list(config.operator_modules),
-            fixed=evo.fixed_baselines, device=device, schedule="proxy",
-            stop_on_invalid=config.evaluation.stop_on_invalid,
-            timeout=config.evaluation.timeout,
-        )
+        job_args = _job_args(evo, device, "proxy")
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
         try:
@@ -718,9 +712,10 @@ def confirm(
     if top < 1 or seeds < 1:
         raise ValueError("top and seeds must be >= 1")
     path = Path(study)
-    with StudyReader(path) as r:
-        meta = r.meta()
-    config = SearchConfig.from_dict(meta["config"])
+    resolved = resolve_config(path)
+    if resolved.meta is None:
+        raise StudyError(f"no study at {path}")
+    meta, config = resolved.meta, resolved.config
     task = get_task(meta["task"], **(meta.get("task_config") or config.task_options))
     metric = task.check_metric(meta["metric"])
     db = Study(path)
@@ -728,13 +723,7 @@ def confirm(
     try:
         evo = Evolution(task, metric, db, config, device)
         evo.load()
-        job_args = dict(
-            task=task_id(task), task_options=task.config, metric=metric,
-            operators=list(config.operators), operator_modules=list(config.operator_modules),
-            fixed=evo.fixed_baselines, device=device, schedule="full",
-            stop_on_invalid=config.evaluation.stop_on_invalid,
-            timeout=config.evaluation.timeout,
-        )
+        job_args = _job_args(evo, device, "full")
         own_engine = not isinstance(engine, Engine)
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
