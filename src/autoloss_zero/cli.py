@@ -43,6 +43,15 @@ class Format(StrEnum):
     json = "json"
 
 
+def _console():
+    """Rich's console for tables: at a terminal, as wide as it is; printed to a pipe or a
+    file (where rich assumes 80 columns and cuts cells), wide enough for every cell."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=10_000)
+
+
 def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
@@ -87,7 +96,6 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     if as_json:
         _echo_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("task", "metrics", "branches (leaves)", "baselines", "variants")
@@ -95,7 +103,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         branches = "\n".join(f"{b} ({', '.join(v)})" for b, v in r["branches"].items())
         table.add_row(r["task"], " ".join(r["metrics"]), branches, " ".join(r["baselines"]),
                       " ".join(r["variants"]))
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -172,7 +180,6 @@ def search(
 
 
 def _print_leaderboard(reader, top: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from .search.status import Status
@@ -197,7 +204,7 @@ def _print_leaderboard(reader, top: int) -> None:
             cells += ["-" if c.confirmed is None else f"{c.confirmed:.4f}",
                       str(c.confirmed_seeds or "-")]
         table.add_row(*cells, str(c.id), c.formula)
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -383,7 +390,6 @@ def compare(
     if as_json:
         _echo_json(res.to_dict())
         return
-    from rich.console import Console
     from rich.table import Table
 
     split = "test" if res.schedule == "full" else "validation"
@@ -395,7 +401,7 @@ def compare(
             st = row["metrics"][m]
             cells.append("-" if st["mean"] is None else f"{st['mean']:.4f} ± {st['std']:.4f}")
         table.add_row(row["loss"], *cells)
-    Console().print(table)
+    _console().print(table)
     for row in res.summary():
         for f in row["failed"]:
             typer.echo(f"{row['loss']}: {f}", err=True)
@@ -448,7 +454,6 @@ def calibrate(
     if as_json:
         _echo_json(res)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("proxy", "s/proxy", *(f"{m} tau" for m in res["metrics"]), "noise",
@@ -461,7 +466,7 @@ def calibrate(
         noise = p["metrics"][res["metric"]]["noise"]
         sec = "-" if p["seconds_per_proxy"] is None else f"{p['seconds_per_proxy']:.1f}"
         table.add_row(p["name"], sec, *taus, "-" if noise is None else f"{noise:.2f}")
-    Console().print(table)
+    _console().print(table)
 
 
 # ---------------------------------------------------------------------------
