@@ -102,7 +102,7 @@ class Evolution:
         self.fixed_baselines: dict[str, str] = self.maker.fixed_baselines
         self.population: deque[Member] = deque(maxlen=config.population.size)
         self.index = EquivalenceIndex()
-        self.status: dict[int, str] = {}
+        self.status: dict[int, Status] = {}
         self.score: dict[int, float | None] = {}
         self.root: dict[int, int] = {}
         self.formula: dict[int, str] = {}
