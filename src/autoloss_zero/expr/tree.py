@@ -380,7 +380,9 @@ def parse(
 
 # ---------------------------------------------------------------------------
 # Normal form: value-preserving rewrites used only as a duplicate-detection key. The
-# algebra of each operator (odd, even, idempotent, ...) is declared on it (ops.py).
+# algebra of each operator (odd, even, idempotent, ...) is declared on it (ops.py); the
+# rules that tie two particular built-in operators together (a Neg through Mul and Add,
+# Mean_c inside Mean_nhw, the constant in Mul) are facts of neither alone and stay here.
 
 _UNKNOWN = Operator("Unknown", 1, lambda x: x, "")
 """What the normal form knows of an operator that is not registered: no algebra."""
