@@ -27,6 +27,7 @@ from pathlib import Path
 import autoloss_zero as az
 from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.engines import LocalEngine
+from autoloss_zero.search.status import Status
 from autoloss_zero.search.worker import make_job
 
 CE = "Neg(Mul(y, Log(yhat)))"
@@ -49,7 +50,7 @@ def engine_rate(workers: int, n: int, options: dict) -> dict:
         train_s, done = 0.0, 0
         while engine.pending:
             for r in engine.wait(1.0):
-                assert r["status"] == "evaluated", r
+                assert r["status"] == Status.EVALUATED, r
                 train_s += r["train_s"]
                 done += 1
         wall = time.perf_counter() - t0

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from autoloss_zero.bench import candidate_stream
-from autoloss_zero.search.config import ScreeningConfig, SearchConfig
-from autoloss_zero.search.rejection import ACCEPTED, Screener
-from autoloss_zero.search.worker import configure_torch
+from autoloss_zero.search.config import SearchConfig
+from autoloss_zero.search.rejection import Screener
+from autoloss_zero.search.torch_settings import configure_torch
 from autoloss_zero.tasks import get_task
 
 SETTINGS = [(20, 0.1), (10, 0.2), (10, 0.1), (5, 0.4)]
@@ -31,8 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     configure_torch(1)
     task = get_task(args.task)
-    screeners = {s: Screener(task, args.metric, ScreeningConfig(steps=s[0], lr=s[1]), seed=0)
-                 for s in SETTINGS}
+    screeners = {s: Screener.from_config(task, args.metric, SearchConfig.from_dict(
+                     {"screening": {"steps": s[0], "lr": s[1]}})) for s in SETTINGS}
     stream = candidate_stream(task, SearchConfig(), seed=3)
     loss = next(stream)
     n = 0
@@ -50,10 +50,10 @@ def main() -> None:
         if ref.g is not None:
             n += 1
             for s in SETTINGS:
-                ok = res[s].verdict == ACCEPTED
-                agree[s] += ok == (ref.verdict == ACCEPTED)
+                ok = res[s].accepted
+                agree[s] += ok == ref.accepted
                 accepted[s] += ok
-        loss = stream.send(ref.verdict == ACCEPTED)
+        loss = stream.send(ref.accepted)
     rows = [{"steps": s[0], "lr": s[1], "agreement": agree[s] / n, "accepted": accepted[s],
              "ms_per_candidate": 1000 * cost[s] / n} for s in SETTINGS]
     out = {"task": args.task, "metric": args.metric, "optimized_candidates": n, "rows": rows,

@@ -40,9 +40,8 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SearchConfig()
     task = az.get_task(args.task)
-    cfg_free = SearchConfig()
-    cfg_free.screening.eta = -1e9
-    screener = Screener(task, args.metric, cfg_free.screening, cfg.seed)
+    cfg_free = SearchConfig.from_dict({"screening": {"eta": -1e9}})
+    screener = Screener.from_config(task, args.metric, cfg_free)  # the search's samples
     stream = candidate_stream(task, cfg, seed=7)
     loss = next(stream)
     chosen: dict[int, list] = {i: [] for i in range(len(BUCKETS))}

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from autoloss_zero.expr.compile import CompiledExpr
 from autoloss_zero.expr.tree import parse
 from autoloss_zero.search.config import ScreeningConfig
-from autoloss_zero.search.rejection import ACCEPTED, Screener
+from autoloss_zero.search.rejection import Screener
+from autoloss_zero.search.status import Verdict
 from autoloss_zero.tasks import InvalidLoss, TaskError, get_task
 from autoloss_zero.tasks.base import tensors_of, tree_map
 from autoloss_zero.tasks.detection import DetectionTask, InstanceSegmentationTask, box_leaves
@@ -242,7 +243,7 @@ def test_screener_accepts_known_good_and_rejects_known_bad(name, references):
         for cls, reg, mask in cases:
             text = loss_text(task, cls, reg, mask)
             res = screener.screen(task.as_task_loss(text))
-            assert (res.verdict == ACCEPTED) == (kind == "good"), (kind, text, res.reason)
+            assert (res.verdict == Verdict.ACCEPTED) == (kind == "good"), (kind, text, res.reason)
 
 
 @pytest.mark.parametrize("which", ["det", "seg"])

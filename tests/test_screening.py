@@ -7,7 +7,8 @@ import pytest
 import autoloss_zero as az
 from autoloss_zero.search.config import ScreeningConfig
 from autoloss_zero.search.equivalence import fingerprint
-from autoloss_zero.search.rejection import ACCEPTED, REJECTED, Screener
+from autoloss_zero.search.rejection import Screener
+from autoloss_zero.search.status import Verdict
 from autoloss_zero.tasks import get_task
 
 CE = "Neg(Mul(y, Log(yhat)))"
@@ -25,25 +26,25 @@ def screen(s, text, **kw):
 
 def test_accepts_cross_entropy_rejects_its_negation(screener):
     good = screen(screener, CE)
-    assert good.verdict == ACCEPTED and good.g > 0.5
+    assert good.verdict == Verdict.ACCEPTED and good.g > 0.5
     bad = screen(screener, f"Neg({CE})")
-    assert bad.verdict == REJECTED and bad.g < 0
+    assert bad.verdict == Verdict.REJECTED and bad.g < 0
     mse = screen(screener, "Square(Add(yhat, Neg(y)))")
-    assert mse.verdict == ACCEPTED
+    assert mse.verdict == Verdict.ACCEPTED
 
 
 def test_shortcuts(screener):
     no_pred = screen(screener, "Log(y)")
-    assert no_pred.verdict == REJECTED and no_pred.shortcut
+    assert no_pred.verdict == Verdict.REJECTED and no_pred.shortcut
     assert "depend on the prediction" in no_pred.reason
     no_target = screen(screener, "Square(yhat)")
-    assert no_target.verdict == REJECTED and "depend on the target" in no_target.reason
+    assert no_target.verdict == Verdict.REJECTED and "depend on the target" in no_target.reason
     const = screen(screener, "Mul(Mean_c(yhat), y)")  # softmax sums to 1: constant in logits
-    assert const.verdict == REJECTED and const.shortcut and "zero gradient" in const.reason
+    assert const.verdict == Verdict.REJECTED and const.shortcut and "zero gradient" in const.reason
     nan = screen(screener, "Add(Exp(Exp(Inv(yhat))), Neg(Exp(Exp(Inv(Mul(y, yhat))))))")
-    assert nan.verdict == REJECTED and nan.shortcut and "NaN/Inf loss" in nan.reason
+    assert nan.verdict == Verdict.REJECTED and nan.shortcut and "NaN/Inf loss" in nan.reason
     overflow = screen(screener, "Exp(Exp(Exp(Inv(Mul(yhat, y)))))")
-    assert overflow.verdict == REJECTED and "NaN/Inf" in overflow.reason
+    assert overflow.verdict == Verdict.REJECTED and "NaN/Inf" in overflow.reason
 
 
 def test_equivalent_forms_share_a_fingerprint(screener):
@@ -72,11 +73,11 @@ def test_a_loss_and_its_negation_never_share_a_fingerprint(screener):
 
 def test_accepted_fingerprints_include_the_end_of_the_optimization(screener):
     res = screen(screener, CE)
-    assert res.verdict == ACCEPTED and res.fingerprint.count("|") == 2
+    assert res.verdict == Verdict.ACCEPTED and res.fingerprint.count("|") == 2
     same = screen(screener, "Add(Mul(Neg(y), Log(yhat)), Mean_c(yhat))")  # + a constant
-    assert same.verdict == ACCEPTED and same.fingerprint == res.fingerprint
+    assert same.verdict == Verdict.ACCEPTED and same.fingerprint == res.fingerprint
     rejected = screen(screener, f"Neg({CE})")
-    assert rejected.verdict == REJECTED and rejected.fingerprint.count("|") == 1
+    assert rejected.verdict == Verdict.REJECTED and rejected.fingerprint.count("|") == 1
 
 
 def test_zero_gradient_test_is_relative(screener):
@@ -84,11 +85,11 @@ def test_zero_gradient_test_is_relative(screener):
     screened like the unscaled loss. A constant in the logits is rejected."""
     tiny = screen(screener, f"Mul({CE}, Exp(Neg(Exp(Exp(Add(1, 1))))))")  # e^-e^e^2 ~ 1e-710?
     # e^(-e^(e^2)) underflows to 0 in float32: this one has a truly zero gradient
-    assert tiny.verdict == REJECTED and "zero gradient" in tiny.reason
+    assert tiny.verdict == Verdict.REJECTED and "zero gradient" in tiny.reason
     small = screen(screener, f"Mul({CE}, Exp(Neg(Exp(Add(1, Add(1, 1))))))")  # x e^-20
-    assert small.verdict == ACCEPTED, small.reason
+    assert small.verdict == Verdict.ACCEPTED, small.reason
     const = screen(screener, "Mul(Mean_c(yhat), y)")
-    assert const.verdict == REJECTED and "zero gradient" in const.reason
+    assert const.verdict == Verdict.REJECTED and "zero gradient" in const.reason
 
 
 def test_fingerprint_rounding():
@@ -99,9 +100,9 @@ def test_fingerprint_rounding():
 def test_check_on_a_user_task(examples_on_path):
     task = get_task("diabetes_task:DiabetesTask")
     s = Screener(task, "r2", ScreeningConfig(), seed=1)
-    assert screen(s, "Square(Add(yhat, Neg(y)))").verdict == ACCEPTED
-    assert screen(s, "Neg(Square(Add(yhat, Neg(y))))").verdict == REJECTED
-    assert screen(s, "Square(yhat)").verdict == REJECTED
+    assert screen(s, "Square(Add(yhat, Neg(y)))").verdict == Verdict.ACCEPTED
+    assert screen(s, "Neg(Square(Add(yhat, Neg(y))))").verdict == Verdict.REJECTED
+    assert screen(s, "Square(yhat)").verdict == Verdict.REJECTED
 
 
 def test_screening_is_deterministic():
@@ -128,4 +129,4 @@ def test_dense_tasks_accept_their_good_references_and_reject_the_bad(name, metri
     for kind, formulas in task.references.items():
         for text in formulas:
             res = screen(s, text)
-            assert (res.verdict == ACCEPTED) == (kind == "good"), (kind, text, res.reason)
+            assert (res.verdict == Verdict.ACCEPTED) == (kind == "good"), (kind, text, res.reason)

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from .expr.compile import CompiledLoss
-from .expr.ops import get_operators
+from .expr.ops import DEFAULT_NAMES
 from .expr.random import below
 from .search.candidates import CandidateMaker
 from .search.config import ScreeningConfig, SearchConfig
 from .search.engines import cuda_devices
-from .search.rejection import ACCEPTED, Screener
-from .search.worker import configure_torch
+from .search.rejection import Screener
+from .search.torch_settings import configure_torch
 from .tasks import get_task
 from .tasks.base import Task, tensors_of, tree_map
 
@@ -36,8 +36,7 @@ from .tasks.base import Task, tensors_of, tree_map
 def candidate_stream(task: Task, config: SearchConfig, seed: int):
     """Yield losses as the search makes them: random ones until K have passed, then
     offspring of a parent drawn from those that passed. Send whether each one passed."""
-    maker = CandidateMaker(task, get_operators(config.operators), config.mutation,
-                           config.offspring_branches)
+    maker = CandidateMaker.from_config(task, config)  # the search's: fixed branches too
     rng = np.random.default_rng([seed, 99])
     pool: list = []
     while True:
@@ -89,7 +88,7 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
             optimized += 1
         else:
             res = screener.screen(loss)
-            ok = res.verdict == ACCEPTED
+            ok = res.accepted
             shortcuts += res.shortcut
             optimized += res.g is not None
         n += 1
@@ -102,13 +101,18 @@ def _worker(task_name: str, options: dict, metric: str, cfg_dict: dict, seconds:
 
 def reference_verdicts(task: Task, metric: str, config: SearchConfig,
                        device: str = "cpu") -> dict[str, Any]:
+    """The verdicts on the task's known-good and known-bad losses, screened as the search
+    screens. They are written with the paper's operators, which are added to the config's
+    set for them (a custom set changes what can be compiled, not a verdict)."""
+    names = list(dict.fromkeys([*config.operators, *DEFAULT_NAMES]))
+    config = SearchConfig.from_dict({**config.to_dict(), "operators": names})
     screener = Screener.from_config(task, metric, config, device)
     out = {}
     for kind, formulas in task.references.items():
         for f in formulas:
             res = screener.screen(task.as_task_loss(f))
-            out[f] = {"expected": kind, "accepted": res.verdict == ACCEPTED, "g": res.g,
-                      "ok": (res.verdict == ACCEPTED) == (kind == "good")}
+            out[f] = {"expected": kind, "accepted": res.accepted, "g": res.g,
+                      "ok": res.accepted == (kind == "good")}
     return out
 
 
@@ -145,6 +149,7 @@ def bench_rejection(task_name: str, metric: str | None = None, seconds: float = 
         "task": task_name, "metric": metric, "candidates_per_min": per_min,
         "naive_candidates_per_min": naive_per_min, "speedup": per_min / naive_per_min,
         "samples": s.samples, "steps": s.steps, "lr": s.lr, "eta": s.eta,
+        "operators": list(config.operators), "digits": config.equivalence.digits,
         "resolution": shapes, "processes": processes, "threads_per_process": threads,
         "shortcut_share": ours["shortcuts"] / max(ours["candidates"], 1),
         "fully_optimized_per_min": 60 * ours["optimized"] / ours["seconds"],

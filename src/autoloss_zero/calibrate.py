@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from .compare import compare
-from .search.config import ConfigError, SearchConfig
+from .errors import ConfigError, TaskError
+from .search.config import SearchConfig
+from .search.status import Status
 from .tasks import get_task
-from .tasks.base import Task, TaskError
+from .tasks.base import Task
 
 
 @dataclass
@@ -182,7 +184,7 @@ def calibrate(
                       progress=progress)
         rows = res.summary()
         times = [run.get("train_s") for row in res.rows for run in row["runs"]
-                 if run.get("status") == "evaluated" and run.get("train_s")]
+                 if run.get("status") == Status.EVALUATED and run.get("train_s")]
         out.append({
             "name": proxy.name, "options": proxy.options,
             "seconds_per_proxy": _mean(times),

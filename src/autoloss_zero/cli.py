@@ -43,8 +43,28 @@ class Format(StrEnum):
     json = "json"
 
 
+def _console():
+    """Rich's console for tables: at a terminal, as wide as it is; printed to a pipe or a
+    file (where rich assumes 80 columns and cuts cells), wide enough for every cell."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=10_000)
+
+
 def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
+
+
+def _overrides(seed: int | None, fix: list[str] | None = None) -> dict:
+    """The config keys the user set on the command line (the rest is resolved from the
+    study, the --config file and the defaults: ``search/resolve.py``)."""
+    out: dict = {}
+    if seed is not None:
+        out["seed"] = seed
+    if fix:
+        out["fixed"] = _fixed(fix)
+    return out
 
 
 def _fixed(items: list[str] | None) -> dict[str, str]:
@@ -76,7 +96,6 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     if as_json:
         _echo_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("task", "metrics", "branches (leaves)", "baselines", "variants")
@@ -84,7 +103,7 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         branches = "\n".join(f"{b} ({', '.join(v)})" for b, v in r["branches"].items())
         table.add_row(r["task"], " ".join(r["metrics"]), branches, " ".join(r["baselines"]),
                       " ".join(r["variants"]))
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -101,21 +120,19 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Screen one loss with the loss-rejection protocol: g, verdict, fingerprint."""
-    from .search.config import SearchConfig
-    from .search.rejection import ACCEPTED, Screener
+    from .search.rejection import Screener
+    from .search.resolve import resolve_config
     from .tasks import get_task
 
-    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    cfg = resolve_config(None, config, _overrides(seed)).config
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
     loss = t.as_task_loss(formula)
-    if seed is not None:
-        cfg.seed = seed
     screener = Screener.from_config(t, metric, cfg, device.value)
     res = screener.screen(loss, optimize=True)
     out = {
         "formula": str(loss), "task": task, "metric": metric, "score": res.g,
-        "accepted": res.verdict == ACCEPTED, "fingerprint": res.fingerprint,
+        "accepted": res.accepted, "fingerprint": res.fingerprint,
         "reason": res.reason or None, "eta": cfg.screening.eta,
         "samples": cfg.screening.samples, "steps": cfg.screening.steps,
         "seconds": round(res.seconds, 4),
@@ -123,9 +140,8 @@ def check(
     if as_json:
         _echo_json(out)
         return
-    verdict = "accepted" if out["accepted"] else "rejected"
     g = "n/a" if res.g is None else f"{res.g:+.4f}"
-    typer.echo(f"{verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
+    typer.echo(f"{res.verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
     typer.echo(f"fingerprint: {res.fingerprint}")
 
 
@@ -152,37 +168,21 @@ def search(
 
     --budget is compute in proxy-training equivalents: each proxy training counts 1, a
     promotion to a fidelity rung its steps x batch size over the proxy's."""
-    from .search.config import SearchConfig
-    from .search.evolution import search as run_search
-    from .search.study import StudyReader
-
-    stored = None
-    if study.exists() and study.stat().st_size:
-        with StudyReader(study) as r:
-            stored = r.meta().get("config")
-    if config is not None:
-        cfg = SearchConfig.from_toml(config)
-    elif stored is not None:
-        cfg = SearchConfig.from_dict(stored)
-    else:
-        cfg = SearchConfig()
-    if seed is not None:
-        cfg.seed = seed
-    if fix:
-        cfg.fixed = _fixed(fix)
     from .progress import SearchProgress
+    from .search.evolution import search as run_search
 
     with SearchProgress(enabled=not quiet) as progress:
-        reader = run_search(task, metric, budget, study, cfg, workers=workers,
-                            engine=engine.value, scheduler=scheduler, device=device.value,
-                            progress=progress, time_limit=time_limit)
+        reader = run_search(task, metric, budget, study, config, overrides=_overrides(seed, fix),
+                            workers=workers, engine=engine.value, scheduler=scheduler,
+                            device=device.value, progress=progress, time_limit=time_limit)
     with reader:
         _print_leaderboard(reader, top=5)
 
 
 def _print_leaderboard(reader, top: int) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from .search.status import Status
 
     meta = reader.meta()
     counts = reader.counts()
@@ -195,7 +195,8 @@ def _print_leaderboard(reader, top: int) -> None:
     table = Table(*columns, "id", "formula",
                   title=f"{meta['task']} / {meta['metric']}: {reader.started()} proxy trainings, "
                         f"{reader.spent():g} proxy-training equivalents spent, "
-                        f"{counts['rejected']} rejected, {counts['duplicate']} duplicates; "
+                        f"{counts[Status.REJECTED]} rejected, {counts[Status.DUPLICATE]} "
+                        "duplicates; "
                         f"ranked by {'confirmed' if confirmed else 'proxy'} scores")
     for i, c in enumerate(board, 1):
         cells = [str(i), f"{c.score:.4f}", str(c.evaluations or 1)]
@@ -203,7 +204,7 @@ def _print_leaderboard(reader, top: int) -> None:
             cells += ["-" if c.confirmed is None else f"{c.confirmed:.4f}",
                       str(c.confirmed_seeds or "-")]
         table.add_row(*cells, str(c.id), c.formula)
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -331,9 +332,9 @@ def bench_rejection(
 ):
     """Candidates screened per minute: ours vs a naive per-sample loop, in one run."""
     from .bench import bench_rejection as run_bench
-    from .search.config import SearchConfig
+    from .search.resolve import resolve_config
 
-    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    cfg = resolve_config(None, config).config
     res = run_bench(task, metric, seconds, processes, cfg, device=device.value)
     if as_json:
         _echo_json(res)
@@ -391,7 +392,6 @@ def compare(
     if as_json:
         _echo_json(res.to_dict())
         return
-    from rich.console import Console
     from rich.table import Table
 
     split = "test" if res.schedule == "full" else "validation"
@@ -403,7 +403,7 @@ def compare(
             st = row["metrics"][m]
             cells.append("-" if st["mean"] is None else f"{st['mean']:.4f} ± {st['std']:.4f}")
         table.add_row(row["loss"], *cells)
-    Console().print(table)
+    _console().print(table)
     for row in res.summary():
         for f in row["failed"]:
             typer.echo(f"{row['loss']}: {f}", err=True)
@@ -456,7 +456,6 @@ def calibrate(
     if as_json:
         _echo_json(res)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("proxy", "s/proxy", *(f"{m} tau" for m in res["metrics"]), "noise",
@@ -469,7 +468,7 @@ def calibrate(
         noise = p["metrics"][res["metric"]]["noise"]
         sec = "-" if p["seconds_per_proxy"] is None else f"{p['seconds_per_proxy']:.1f}"
         table.add_row(p["name"], sec, *taus, "-" if noise is None else f"{noise:.2f}")
-    Console().print(table)
+    _console().print(table)
 
 
 # ---------------------------------------------------------------------------

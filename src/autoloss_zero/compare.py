@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import TaskError
 from .expr.ops import DEFAULT_NAMES
 from .search.engines import Engine, create_engine
+from .search.status import Status
 from .search.worker import make_job
 from .tasks import get_task, task_id
-from .tasks.base import PROXY, Task, TaskError, default_split
+from .tasks.base import PROXY, Task, default_split
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Comparison:
     def summary(self) -> list[dict[str, Any]]:
         out = []
         for row in self.rows:
-            ok = [r for r in row["runs"] if r["status"] == "evaluated"]
+            ok = [r for r in row["runs"] if r["status"] == Status.EVALUATED]
             stats = {}
             for m in self.metrics:
                 vals = [r["metrics"][m] for r in ok if r["metrics"].get(m) is not None]
@@ -117,7 +119,7 @@ class Comparison:
                     "values": vals,
                 }
             failed = [f"seed {r['seed']}: {r['status']} ({r.get('reason')})"
-                      for r in row["runs"] if r["status"] != "evaluated"]
+                      for r in row["runs"] if r["status"] != Status.EVALUATED]
             out.append({"loss": row["loss"], "formula": row.get("formula"), "metrics": stats,
                         "runs": len(row["runs"]), "failed": failed})
         return out

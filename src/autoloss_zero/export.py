@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .expr.ops import get_operators
+from .errors import StudyError
+from .expr.ops import get_operators, import_operator_modules
 from .expr.symbolic import to_latex, to_python
 from .expr.tree import Expr, Loss, parse
 from .search.config import SearchConfig
-from .search.study import Candidate, StudyError, StudyReader
-from .search.worker import import_operator_modules
+from .search.study import Candidate, StudyReader
 from .tasks import get_task
 from .tasks.base import RawLoss, Task
 

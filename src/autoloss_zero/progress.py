@@ -48,7 +48,7 @@ class SearchProgress:
         best_text = "-" if best is None else f"{best[0]:.4f} {best[1]}"
         line = (f"screened {s.screened} rejected {s.rejected} duplicates {s.duplicates}"
                 f" | best {best_text}")
-        done = sum(1 for st in evo.status.values() if st in ("evaluated", "invalid", "failed"))
+        done = sum(1 for st in evo.status.values() if st.is_finished())
         if self._task is None:
             self._task = self._progress.add_task("search", total=budget, line=line)
         self._progress.update(self._task, completed=min(done, budget), total=budget, line=line)

@@ -11,7 +11,8 @@ from .expr.ops import get_operators
 from .expr.symbolic import to_latex
 from .expr.tree import parse
 from .search.config import SearchConfig
-from .search.study import STARTED, StudyReader
+from .search.status import STARTED, Status
+from .search.study import StudyReader
 
 
 def top_k_curve(reader: StudyReader, k: int = 5) -> tuple[list[int], list[float]]:
@@ -27,7 +28,7 @@ def top_k_curve(reader: StudyReader, k: int = 5) -> tuple[list[int], list[float]
     xs, ys, done = [], [], 0
     for c in rows:
         pop.append(c.score)
-        if c.status in STARTED:
+        if c.status.is_started():
             done += 1
             scores = sorted((s for s in pop if s is not None and math.isfinite(s)),
                             reverse=True)[:k]
@@ -86,7 +87,7 @@ def study_section(path: Path, top: int = 10) -> list[str]:
     train_s = sum(c.train_s or 0 for c in rows)
     screen_s = sum(c.screen_s or 0 for c in rows)
     screened = sum(1 for c in rows if c.g is not None or c.fingerprint is not None)
-    shortcut = sum(1 for c in rows if c.status == "rejected" and c.fingerprint is None
+    shortcut = sum(1 for c in rows if c.status == Status.REJECTED and c.fingerprint is None
                    and c.duplicate_of is None)
     started = sum(counts[s] for s in STARTED)
     lines = [
@@ -96,9 +97,10 @@ def study_section(path: Path, top: int = 10) -> list[str]:
         "| candidates | screened | rejected | short-cut | duplicates | trainings | evaluated "
         "| invalid (NaN/Inf) | failed |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| {len(rows)} | {screened} | {counts['rejected']} | {shortcut} | "
-        f"{counts['duplicate'] + counts['waiting']} | {started} | {counts['evaluated']} | "
-        f"{counts['invalid']} | {counts['failed']} |", "",
+        f"| {len(rows)} | {screened} | {counts[Status.REJECTED]} | {shortcut} | "
+        f"{counts[Status.DUPLICATE] + counts[Status.WAITING]} | {started} | "
+        f"{counts[Status.EVALUATED]} | {counts[Status.INVALID]} | {counts[Status.FAILED]} |",
+        "",
         "Time per stage: screening " + _seconds(screen_s)
         + f", proxy training {_seconds(train_s)} (summed over workers)"
         + f", driver {_seconds(stats.get('driver_s'))}, wall {_seconds(stats.get('wall_s'))}.",

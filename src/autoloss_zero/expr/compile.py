@@ -2,7 +2,8 @@
 
 Inside, every tensor is shaped (S, N, C, H, W): S independent samples, each the
 paper's (N, C, H, W). :meth:`CompiledLoss.per_sample` returns the S loss values of
-Eq. (2), ``sum(o) / (N*H*W)`` per sample, so one backward pass over their sum gives
+Eq. (2), ``sum(o) / (N*H*W)`` per sample (:func:`reduce_loss`, which the standalone
+export also defines as its own source text), so one backward pass over their sum gives
 each sample's gradient. The modules take ordinary (N, C, H, W) or (N, C) tensors.
 """
 
@@ -47,11 +48,24 @@ def to_sampled(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected a (S, N, ...) tensor with 2 to 5 dims, got shape {tuple(x.shape)}")
 
 
+def nchw(x):
+    """(N,), (N, C), (N, C, L) or (N, C, H, W) -> (N, C, H, W)."""
+    while x.dim() < 4:
+        x = x.unsqueeze(-1)
+    return x
+
+
+def reduce_loss(o, ref):
+    """Eq. (2): sum over n, c, h, w divided by N*H*W (per sample if a leading S dim)."""
+    o = o.expand(ref.shape)
+    return o.sum(dim=(-4, -3, -2, -1)) / (ref.shape[-4] * ref.shape[-2] * ref.shape[-1])
+
+
 def to_single(x: torch.Tensor) -> torch.Tensor:
     """(N[, C[, H[, W]]]) -> (1, N, C, H, W)."""
     if x.dim() > 4 or x.dim() == 0:
         raise ValueError(f"expected an (N, C, H, W) or (N, C) tensor, got shape {tuple(x.shape)}")
-    return to_sampled(x.unsqueeze(0))
+    return nchw(x).unsqueeze(0)
 
 
 _CONST_CACHE: dict = {}
@@ -91,11 +105,7 @@ class CompiledExpr:
         if ref is None:  # constant-only expression: take the shape from any input
             ref = to_sampled(next(iter(leaves.values())))
         env[CONSTANT] = _constant(ref)
-        out = self.fn(env)
-        if out.shape != ref.shape:
-            out = out.expand(ref.shape)
-        n, h, w = ref.shape[1], ref.shape[3], ref.shape[4]
-        return out.sum(dim=(1, 2, 3, 4)) / (n * h * w)
+        return reduce_loss(self.fn(env), ref)
 
 
 class CompiledLoss:

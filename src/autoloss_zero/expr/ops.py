@@ -1,11 +1,20 @@
-"""The primitive operator table of the paper's Table 1, declared once.
+"""The primitive operators of the paper's Table 1, each declared once.
 
-Every operator is data: a name, an arity, a torch function, and the strings its
-exporters need (LaTeX, sympy, standalone PyTorch source). Operators act on tensors
-shaped (S, N, C, H, W): S independent samples (the rejection protocol batches its B
-samples), each an (N, C, H, W) tensor as in the paper. A constant leaf is a
-(1, 1, 1, 1, 1) tensor; every operator maps such a constant to a constant of the same
-shape, so broadcasting never changes a value.
+Every fact about an operator lives on its :class:`Operator`: the torch function the
+search runs, its algebra (commutative, odd or even, idempotent, ... : the normal form's
+rewrites), its LaTeX template and precedence, its sympy builder, and the Python source
+of the standalone export together with the helper functions that source calls. A
+helper is exported as its own source text (``inspect.getsource``): the exported file
+runs the very functions the search runs, so adding an operator, built-in or a user's,
+is one declaration.
+
+Operators act on tensors shaped (S, N, C, H, W): S independent samples (the rejection
+protocol batches its B samples), each an (N, C, H, W) tensor as in the paper; the
+exported file calls the same functions on (N, C, H, W) tensors. Helpers therefore index
+dims from the end (N = -4, C = -3, H = -2, W = -1), and may use only ``torch``, ``F``
+(``torch.nn.functional``) and ``EPS``, which the exported file defines. A constant leaf
+is a (1, 1, 1, 1, 1) tensor; every operator maps such a constant to a constant of the
+same shape, so broadcasting never changes a value.
 
 A user may build an ``OperatorSet`` with a subset of these operators or register
 their own (:func:`make_operator`); registration checks that the function keeps the
@@ -14,6 +23,8 @@ shape, is differentiable, and has a unique, well-formed name.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,135 +35,155 @@ import torch.nn.functional as F
 EPS = 1e-12
 """The paper's epsilon (Table 1)."""
 
+ATOM, PRODUCT, SUM = 3, 2, 1
+"""LaTeX precedence levels: a child whose precedence is below what its parent's template
+needs (``Operator.operand_precedence``) is bracketed."""
+
 _NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
 class Operator:
-    """One primitive operator.
+    """One primitive operator and every fact about it.
 
     ``fn`` takes ``arity`` tensors shaped (S, N, C, H, W) (or broadcastable constants)
     and returns one tensor of the broadcast shape. ``latex`` is a format string over
-    the LaTeX of the arguments (``{0}``, ``{1}``); ``source`` the same over Python
-    source using ``torch`` and the helper names of the exported file (see
-    ``symbolic.py``); ``sympy`` maps sympy arguments to a sympy expression.
+    the LaTeX of the arguments (``{0}``, ``{1}``) whose result has precedence
+    ``precedence``; an argument below ``operand_precedence`` is bracketed (0: never, the
+    template brackets its arguments itself). ``source`` is the same over Python source
+    (None: the operator cannot be exported); it may call ``torch``, ``F`` and the
+    ``helpers``, functions exported as their own source text. ``sympy`` maps sympy
+    arguments to a sympy expression (None: an undefined function named like the
+    operator).
+
+    The algebra below is what the normal form (``tree.normalize``) may use; each fact
+    must hold exactly, for every input: ``commutative`` f(a, b) = f(b, a); ``parity``
+    ``odd`` f(-x) = -f(x) or ``even`` f(-x) = f(x) = f(|x|); ``idempotent`` f(f(x)) =
+    f(x); ``nonnegative`` f(x) >= 0; ``fixes_one`` f(1) = 1; ``negation_swap`` names
+    g with f(-x) = -g(x).
     """
 
     name: str
     arity: int
     fn: Callable[..., torch.Tensor]
     latex: str
-    source: str
+    source: str | None = None
     sympy: Callable | None = None
     elementwise: bool = True
     commutative: bool = False
-    """``f(a, b) == f(b, a)``: the normal form may then sort the arguments."""
+    precedence: int = ATOM
+    operand_precedence: int = 0
+    helpers: tuple[Callable, ...] = ()
+    parity: str | None = None
+    idempotent: bool = False
+    nonnegative: bool = False
+    fixes_one: bool = False
+    negation_swap: str | None = None
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         return self.fn(*args)
 
+    def to_sympy(self, *args):
+        """The sympy expression of this operator applied to sympy ``args``."""
+        if self.sympy is not None:
+            return self.sympy(*args)
+        import sympy as sp
+
+        return sp.Function(self.name)(*args)
+
+    def helper_sources(self) -> list[str]:
+        """The source text of each helper function, as the exported file defines it."""
+        return [inspect.getsource(h).strip("\n") for h in self.helpers]
+
 
 # ---------------------------------------------------------------------------
-# Semantics (DESIGN.md "Semantics"). Dims: 0 = sample, 1 = n, 2 = c, 3 = h, 4 = w.
+# Semantics (DESIGN.md "Semantics"). These functions are the search's operators and,
+# as their source text, the exported file's helpers: dims from the end, only torch, F
+# and EPS.
 
 
-def _is_constant(x: torch.Tensor) -> bool:
-    return x.numel() == 1
-
-
-def _inv(x):
+def inv(x):
     return 1.0 / (x + EPS)
 
 
-def _log(x):
+def slog(x):
     return torch.sign(x) * torch.log(torch.abs(x) + EPS)
 
 
-def _sqrt(x):
+def ssqrt(x):
     return torch.sign(x) * torch.sqrt(torch.abs(x) + EPS)
 
 
-def _mean_nhw(x):
-    if _is_constant(x):
+def mean_nhw(x):
+    if x.numel() == 1:
         return x
-    return x.mean(dim=(1, 3, 4), keepdim=True).expand_as(x)
+    return x.mean(dim=(-4, -2, -1), keepdim=True).expand_as(x)
 
 
-def _mean_c(x):
-    if _is_constant(x):
+def mean_c(x):
+    if x.numel() == 1:
         return x
-    return x.mean(dim=2, keepdim=True).expand_as(x)
+    return x.mean(dim=-3, keepdim=True).expand_as(x)
 
 
-def _max_pool(x):
-    if _is_constant(x):
+def max_pool(x):
+    if x.numel() == 1:
         return x
-    s, n, c, h, w = x.shape
     # max_pool2d pads with -inf: padding never wins the max.
-    return F.max_pool2d(x.reshape(s * n, c, h, w), 3, stride=1, padding=1).reshape(x.shape)
+    return F.max_pool2d(x.reshape(-1, *x.shape[-3:]), 3, stride=1, padding=1).reshape(x.shape)
 
 
-def _min_pool(x):
-    if _is_constant(x):
+def min_pool(x):
+    if x.numel() == 1:
         return x
-    s, n, c, h, w = x.shape
-    return -F.max_pool2d(-x.reshape(s * n, c, h, w), 3, stride=1, padding=1).reshape(x.shape)
+    return -F.max_pool2d(-x.reshape(-1, *x.shape[-3:]), 3, stride=1, padding=1).reshape(x.shape)
 
 
-def _sympy_table():
-    """sympy builders, imported lazily (sympy is slow to import)."""
-    import sympy as sp
+def _sp():
+    import sympy  # slow to import: only when a sympy expression is asked for
 
-    def sign_log(a):
-        return sp.sign(a) * sp.log(sp.Abs(a) + sp.Symbol("epsilon", positive=True))
+    return sympy
 
-    def sign_sqrt(a):
-        return sp.sign(a) * sp.sqrt(sp.Abs(a) + sp.Symbol("epsilon", positive=True))
 
-    def fn(name):
-        return sp.Function(name)
-
-    return {
-        "Add": lambda a, b: a + b,
-        "Mul": lambda a, b: a * b,
-        "Neg": lambda a: -a,
-        "Abs": lambda a: sp.Abs(a),
-        "Inv": lambda a: 1 / (a + sp.Symbol("epsilon", positive=True)),
-        "Log": sign_log,
-        "Exp": lambda a: sp.exp(a),
-        "Tanh": lambda a: sp.tanh(a),
-        "Square": lambda a: a**2,
-        "Sqrt": sign_sqrt,
-        "Mean_nhw": lambda a: fn("Mean_nhw")(a),
-        "Mean_c": lambda a: fn("Mean_c")(a),
-        "MaxPool3x3": lambda a: fn("MaxPool3x3")(a),
-        "MinPool3x3": lambda a: fn("MinPool3x3")(a),
-    }
+def _epsilon():
+    return _sp().Symbol("epsilon", positive=True)
 
 
 def _builtin() -> list[Operator]:
-    def op(name, arity, fn, latex, source, elementwise=True, commutative=False):
-        return Operator(name, arity, fn, latex, source, None, elementwise, commutative)
+    def helper(name, fn, latex, **facts):
+        """An operator whose exported source calls ``fn`` itself."""
+        return Operator(name, 1, fn, latex, f"{fn.__name__}({{0}})", helpers=(fn,), **facts)
 
     return [
-        op("Add", 2, torch.add, r"\left({0} + {1}\right)", "({0} + {1})", commutative=True),
-        op("Mul", 2, torch.mul, r"{0} \cdot {1}", "({0} * {1})", commutative=True),
-        op("Neg", 1, torch.neg, r"\left(-{0}\right)", "(-{0})"),
-        op("Abs", 1, torch.abs, r"\left|{0}\right|", "torch.abs({0})"),
-        op("Inv", 1, _inv, r"\frac{{1}}{{{0} + \epsilon}}", "inv({0})"),
-        op("Log", 1, _log, r"\operatorname{{slog}}\left({0}\right)", "slog({0})"),
-        op("Exp", 1, torch.exp, r"e^{{{0}}}", "torch.exp({0})"),
-        op("Tanh", 1, torch.tanh, r"\tanh\left({0}\right)", "torch.tanh({0})"),
-        op("Square", 1, torch.square, r"\left({0}\right)^{{2}}", "torch.square({0})"),
-        op("Sqrt", 1, _sqrt, r"\operatorname{{ssqrt}}\left({0}\right)", "ssqrt({0})"),
-        op("Mean_nhw", 1, _mean_nhw, r"\operatorname{{Mean}}_{{nhw}}\left({0}\right)",
-           "mean_nhw({0})", elementwise=False),
-        op("Mean_c", 1, _mean_c, r"\operatorname{{Mean}}_{{c}}\left({0}\right)",
-           "mean_c({0})", elementwise=False),
-        op("MaxPool3x3", 1, _max_pool, r"\operatorname{{MaxPool}}_{{3\times3}}\left({0}\right)",
-           "max_pool({0})", elementwise=False),
-        op("MinPool3x3", 1, _min_pool, r"\operatorname{{MinPool}}_{{3\times3}}\left({0}\right)",
-           "min_pool({0})", elementwise=False),
+        Operator("Add", 2, torch.add, "{0} + {1}", "({0} + {1})", lambda a, b: a + b,
+                 commutative=True, precedence=SUM, operand_precedence=SUM),
+        Operator("Mul", 2, torch.mul, r"{0} \cdot {1}", "({0} * {1})", lambda a, b: a * b,
+                 commutative=True, precedence=PRODUCT, operand_precedence=PRODUCT),
+        Operator("Neg", 1, torch.neg, "-{0}", "(-{0})", lambda a: -a,
+                 precedence=SUM, operand_precedence=PRODUCT),
+        Operator("Abs", 1, torch.abs, r"\left|{0}\right|", "torch.abs({0})",
+                 lambda a: _sp().Abs(a), parity="even", idempotent=True, nonnegative=True,
+                 fixes_one=True),
+        helper("Inv", inv, r"\frac{{1}}{{{0} + \epsilon}}",
+               sympy=lambda a: 1 / (a + _epsilon())),
+        helper("Log", slog, r"\operatorname{{slog}}\left({0}\right)", parity="odd",
+               sympy=lambda a: _sp().sign(a) * _sp().log(_sp().Abs(a) + _epsilon())),
+        Operator("Exp", 1, torch.exp, r"e^{{{0}}}", "torch.exp({0})", lambda a: _sp().exp(a),
+                 nonnegative=True),
+        Operator("Tanh", 1, torch.tanh, r"\tanh\left({0}\right)", "torch.tanh({0})",
+                 lambda a: _sp().tanh(a), parity="odd"),
+        Operator("Square", 1, torch.square, "{0}^{{2}}", "torch.square({0})", lambda a: a**2,
+                 parity="even", nonnegative=True, fixes_one=True, operand_precedence=ATOM),
+        helper("Sqrt", ssqrt, r"\operatorname{{ssqrt}}\left({0}\right)", parity="odd",
+               sympy=lambda a: _sp().sign(a) * _sp().sqrt(_sp().Abs(a) + _epsilon())),
+        helper("Mean_nhw", mean_nhw, r"\operatorname{{Mean}}_{{nhw}}\left({0}\right)",
+               elementwise=False, parity="odd", idempotent=True, fixes_one=True),
+        helper("Mean_c", mean_c, r"\operatorname{{Mean}}_{{c}}\left({0}\right)",
+               elementwise=False, parity="odd", idempotent=True, fixes_one=True),
+        helper("MaxPool3x3", max_pool, r"\operatorname{{MaxPool}}_{{3\times3}}\left({0}\right)",
+               elementwise=False, fixes_one=True, negation_swap="MinPool3x3"),
+        helper("MinPool3x3", min_pool, r"\operatorname{{MinPool}}_{{3\times3}}\left({0}\right)",
+               elementwise=False, fixes_one=True, negation_swap="MaxPool3x3"),
     ]
 
 
@@ -170,9 +201,20 @@ def validate_operator(op: Operator) -> None:
         raise ValueError(f"operator {op.name}: arity must be 1 or 2, got {op.arity!r}")
     try:
         op.latex.format(*(["a"] * op.arity))
-        op.source.format(*(["a"] * op.arity))
+        if op.source is not None:
+            op.source.format(*(["a"] * op.arity))
     except (IndexError, KeyError, ValueError, AttributeError) as exc:
         raise ValueError(f"operator {op.name}: bad latex/source template ({exc})") from None
+    if op.parity not in (None, "odd", "even"):
+        raise ValueError(f"operator {op.name}: parity must be 'odd', 'even' or None")
+    for h in op.helpers:
+        if getattr(h, "__name__", "<lambda>") == "<lambda>":
+            raise ValueError(f"operator {op.name}: a helper must be a named function")
+        try:
+            inspect.getsource(h)
+        except (OSError, TypeError):
+            raise ValueError(f"operator {op.name}: the source of helper {h.__name__} "
+                             "cannot be read (define it in a .py file)") from None
     gen = torch.Generator().manual_seed(0)
     shape = (2, 2, 3, 4, 5)
     args = [
@@ -207,22 +249,38 @@ def make_operator(
     elementwise: bool = True,
     sympy: Callable | None = None,
     commutative: bool = False,
+    helpers: Iterable[Callable] | None = None,
 ) -> Operator:
     """Build and validate a user operator.
 
     ``latex`` defaults to ``\\operatorname{Name}(...)``. ``source`` is the Python
-    source used by the standalone export; without it the export of a loss that uses
-    this operator raises a clear error. ``commutative`` (binary operators) lets the
+    source of the standalone export, a template over the arguments' source; when ``fn``
+    is a named function (not a lambda) it defaults to a call of ``fn``, exported as its
+    own source text (so ``fn`` may use only ``torch``, ``F`` and ``EPS``, and index
+    dims from the end, as the built-in helpers do). Without either, the export of a loss
+    that uses this operator raises a clear error. ``helpers`` are further functions the
+    source calls, exported the same way. ``commutative`` (binary operators) lets the
     normal form treat ``Op(a, b)`` and ``Op(b, a)`` as one loss.
     """
     args = ", ".join("{%d}" % i for i in range(arity)) if arity in (1, 2) else ""
     if latex is None:
         latex = r"\operatorname{{%s}}\left(%s\right)" % (name, args)
-    if source is None:
-        source = "__missing_source__"
-    op = Operator(name, arity, fn, latex, source, sympy, elementwise, commutative)
+    helpers = tuple(helpers or ())
+    if source is None and getattr(fn, "__name__", "<lambda>") != "<lambda>" and _readable(fn):
+        source = f"{fn.__name__}({args})"
+        helpers = (fn, *helpers)
+    op = Operator(name, arity, fn, latex, source, sympy, elementwise, commutative,
+                  helpers=helpers)
     validate_operator(op)
     return op
+
+
+def _readable(fn: Callable) -> bool:
+    try:
+        inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    return True
 
 
 class OperatorSet(Mapping):
@@ -293,8 +351,18 @@ def register_operator(op: Operator) -> Operator:
     return op
 
 
-def get_operators(names: Iterable[str] | OperatorSet | None = None) -> OperatorSet:
-    """The operator set with these names (default: the paper's 14 operators)."""
+def import_operator_modules(modules: Iterable[str]) -> None:
+    """Import the modules that register user operators (see :func:`register_operator`)."""
+    for mod in modules:
+        importlib.import_module(mod)
+
+
+def get_operators(names: Iterable[str] | OperatorSet | None = None,
+                  modules: Iterable[str] = ()) -> OperatorSet:
+    """The operator set with these names (default: the paper's 14 operators), after
+    importing ``modules`` (a search config's ``operator_modules``), which register the
+    user operators among them."""
+    import_operator_modules(modules)
     if names is None:
         return DEFAULT_OPERATORS
     if isinstance(names, OperatorSet):
@@ -310,19 +378,6 @@ def get_operators(names: Iterable[str] | OperatorSet | None = None) -> OperatorS
     return OperatorSet(_REGISTRY[n] for n in names)
 
 
-def is_commutative(name: str) -> bool:
-    """Whether the registered operator ``name`` is declared commutative."""
-    op = _REGISTRY.get(name)
-    return op is not None and op.commutative
-
-
-def sympy_builder(op: Operator):
-    """The sympy function of an operator: its own, the built-in one, or an undefined one."""
-    if op.sympy is not None:
-        return op.sympy
-    table = _sympy_table()
-    if op.name in table:
-        return table[op.name]
-    import sympy as sp
-
-    return lambda *a: sp.Function(op.name)(*a)
+def registered(name: str) -> Operator | None:
+    """The registered operator ``name`` (built-in or a user's), or None."""
+    return _REGISTRY.get(name)

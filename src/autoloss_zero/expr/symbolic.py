@@ -8,10 +8,12 @@ that needs only torch and computes the same values as ``to_module()``.
 
 from __future__ import annotations
 
+import inspect
 import keyword
 from collections.abc import Sequence
 
-from .ops import OperatorSet, get_operators, sympy_builder
+from .compile import nchw, reduce_loss
+from .ops import ATOM, EPS, PRODUCT, SUM, OperatorSet, get_operators, registered
 from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, as_loss
 
 _GREEK_HAT = {"yhat": r"\hat{y}"}
@@ -25,41 +27,29 @@ def leaf_latex(name: str) -> str:
     return r"\mathrm{%s}" % name.replace("_", r"\_")
 
 
-ATOM, PRODUCT, SUM = 3, 2, 1
-# name: (precedence of the result, template, lowest precedence a child may have unbracketed)
-_LATEX_PREC = {
-    "Add": (SUM, "{0} + {1}", SUM),
-    "Mul": (PRODUCT, r"{0} \cdot {1}", PRODUCT),
-    "Neg": (SUM, "-{0}", PRODUCT),
-    "Square": (ATOM, "{0}^{{2}}", ATOM),
-}
-
-
 def _latex_prec(node: Node, ops: OperatorSet) -> tuple[str, int]:
-    """LaTeX with brackets only where precedence needs them."""
+    """LaTeX with brackets only where precedence needs them (each operator's template and
+    precedences, see ``Operator``)."""
     if isinstance(node, str):
         return leaf_latex(node), ATOM
     name = node[0]
-    if name == "Add" and not isinstance(node[2], str) and node[2][0] == "Neg" and \
-            ops["Add"].latex == _builtin_latex("Add") and ops["Neg"].latex == _builtin_latex(
-                "Neg"):
+    if _is_subtraction(node, ops):
         a, _ = _latex_prec(node[1], ops)
         b, p = _latex_prec(node[2][1], ops)
         return f"{a} - " + (rf"\left({b}\right)" if p < PRODUCT else b), SUM
-    prec, template, need = _LATEX_PREC.get(name, (ATOM, ops[name].latex, 0))
-    if name in _LATEX_PREC and ops[name].latex != _builtin_latex(name):
-        prec, template, need = ATOM, ops[name].latex, 0  # a user-replaced template
+    op = ops[name]
     args = []
     for c in node[1:]:
         tex, p = _latex_prec(c, ops)
-        args.append(rf"\left({tex}\right)" if p < need else tex)
-    return template.format(*args), prec
+        args.append(rf"\left({tex}\right)" if p < op.operand_precedence else tex)
+    return op.latex.format(*args), op.precedence
 
 
-def _builtin_latex(name: str) -> str:
-    from .ops import DEFAULT_OPERATORS
-
-    return DEFAULT_OPERATORS[name].latex if name in DEFAULT_OPERATORS else ""
+def _is_subtraction(node: Node, ops: OperatorSet) -> bool:
+    """``Add(a, Neg(b))`` of the built-in Add and Neg, written ``a - b``: a rule about two
+    operators together, so it lives here rather than on either one."""
+    return (node[0] == "Add" and not isinstance(node[2], str) and node[2][0] == "Neg"
+            and ops["Add"] is registered("Add") and ops["Neg"] is registered("Neg"))
 
 
 def _latex(node: Node, ops: OperatorSet) -> str:
@@ -89,7 +79,6 @@ def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
     import sympy as sp
 
     ops = get_operators(operators)
-    builders = {name: sympy_builder(ops[name]) for name in ops.names}
     symbols: dict[str, object] = {}
 
     def conv(node: Node):
@@ -99,7 +88,7 @@ def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
             if node not in symbols:
                 symbols[node] = sp.Symbol(r"\hat{y}" if node == "yhat" else node, real=True)
             return symbols[node]
-        return builders[node[0]](*[conv(c) for c in node[1:]])
+        return ops[node[0]].to_sympy(*[conv(c) for c in node[1:]])
 
     if isinstance(x, Expr):
         return conv(x.node)
@@ -109,83 +98,64 @@ def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
 # ---------------------------------------------------------------------------
 # Standalone PyTorch source
 
-HELPERS = '''\
-EPS = 1e-12
+EXPORT_NAMES = frozenset({"torch", "F", "nn", "EPS", "nchw", "reduce_loss", "one", "self",
+                          "inputs", "leaves", "o", "ref"})
+"""Names the exported file defines besides the operators' helpers."""
 
 
-def inv(x):
-    return 1.0 / (x + EPS)
+def reserved_names(ops: OperatorSet) -> frozenset[str]:
+    """Every name the exported file defines: a leaf may not take one."""
+    return EXPORT_NAMES | {h.__name__ for op in ops.values() for h in op.helpers}
 
 
-def slog(x):
-    return torch.sign(x) * torch.log(torch.abs(x) + EPS)
+_RESERVED = reserved_names(get_operators())
 
 
-def ssqrt(x):
-    return torch.sign(x) * torch.sqrt(torch.abs(x) + EPS)
-
-
-def mean_nhw(x):
-    return x if x.numel() == 1 else x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x)
-
-
-def mean_c(x):
-    return x if x.numel() == 1 else x.mean(dim=1, keepdim=True).expand_as(x)
-
-
-def max_pool(x):
-    return x if x.numel() == 1 else F.max_pool2d(x, 3, stride=1, padding=1)
-
-
-def min_pool(x):
-    return x if x.numel() == 1 else -F.max_pool2d(-x, 3, stride=1, padding=1)
-
-
-def nchw(x):
-    """(N,), (N, C), (N, C, L) or (N, C, H, W) -> (N, C, H, W)."""
-    while x.dim() < 4:
-        x = x.unsqueeze(-1)
-    return x
-
-
-def reduce_loss(o, ref):
-    """Eq. (2): sum over n, c, h, w divided by N*H*W."""
-    o = o.expand(ref.shape)
-    return o.sum() / (ref.shape[0] * ref.shape[2] * ref.shape[3])
-'''
-
-_RESERVED = {"torch", "F", "nn", "EPS", "inv", "slog", "ssqrt", "mean_nhw", "mean_c",
-             "max_pool", "min_pool", "nchw", "reduce_loss", "one", "self", "inputs"}
-
-
-def py_name(leaf: str) -> str:
+def py_name(leaf: str, reserved: frozenset[str] = _RESERVED) -> str:
     """A Python variable name for a leaf that cannot clash with the helpers."""
-    if leaf in _RESERVED or keyword.iskeyword(leaf):
+    if leaf in reserved or keyword.iskeyword(leaf):
         return f"{leaf}_"
     return leaf
 
 
-def _source(node: Node, ops: OperatorSet) -> str:
+def helpers_source(ops: OperatorSet) -> str:
+    """The exported file's definitions: ``EPS``, the operators' helpers (their own source
+    text, the functions the search runs), ``nchw`` and ``reduce_loss`` (Eq. (2), as
+    ``to_module`` computes it)."""
+    parts, seen = [f"EPS = {EPS!r}"], set()
+    for op in ops.values():
+        for h, text in zip(op.helpers, op.helper_sources()):
+            if h.__name__ not in seen:
+                seen.add(h.__name__)
+                parts.append(text)
+    for fn in (nchw, reduce_loss):
+        parts.append(inspect.getsource(fn).strip("\n"))
+    return "\n\n\n".join(parts)
+
+
+def _source(node: Node, ops: OperatorSet, reserved: frozenset[str]) -> str:
     if isinstance(node, str):
-        return "one" if node == CONSTANT else py_name(node)
+        return "one" if node == CONSTANT else py_name(node, reserved)
     op = ops[node[0]]
-    if op.source == "__missing_source__":
-        raise ValueError(f"operator {op.name} has no Python source: pass source= when making it")
-    return op.source.format(*[_source(c, ops) for c in node[1:]])
+    if op.source is None:
+        raise ValueError(f"operator {op.name} has no Python source: make it from a named "
+                         "function, or pass source= when making it")
+    return op.source.format(*[_source(c, ops, reserved) for c in node[1:]])
 
 
 def branch_function_source(name: str, expr: Expr, ops: OperatorSet) -> str:
     """``def branch_<name>(leaves...)`` returning Eq. (2) for (N, C, H, W)-like inputs."""
+    reserved = reserved_names(ops)
     leaves = sorted(expr.leaves - {CONSTANT})
     lines = [f"def branch_{name}(leaves):", f'    """{name}: {expr}"""']
     for v in leaves:
-        lines.append(f"    {py_name(v)} = nchw(leaves[{v!r}])")
-    ref = py_name(leaves[0]) if leaves else "ref"
+        lines.append(f"    {py_name(v, reserved)} = nchw(leaves[{v!r}])")
+    ref = py_name(leaves[0], reserved) if leaves else "ref"
     if not leaves:
         lines.append("    ref = nchw(next(iter(leaves.values())))")
     if CONSTANT in expr.leaves:
         lines.append(f"    one = torch.ones((1, 1, 1, 1), dtype={ref}.dtype, device={ref}.device)")
-    lines.append(f"    o = {_source(expr.node, ops)}")
+    lines.append(f"    o = {_source(expr.node, ops, reserved)}")
     lines.append(f"    return reduce_loss(o, {ref})")
     return "\n".join(lines)
 
@@ -225,8 +195,9 @@ def to_python(
         leaves = sorted(e.leaves - {CONSTANT})
         if set(leaves) <= {"yhat", "y"}:
             leaves = ["yhat", "y"]
-        sig = ", ".join(py_name(v) for v in leaves) or "ref"
-        call = ", ".join(f"{v!r}: {py_name(v)}" for v in leaves) or "'ref': ref"
+        reserved = reserved_names(ops)
+        sig = ", ".join(py_name(v, reserved) for v in leaves) or "ref"
+        call = ", ".join(f"{v!r}: {py_name(v, reserved)}" for v in leaves) or "'ref': ref"
         forward = f"    def forward(self, {sig}):\n        return branch_{name}({{{call}}})\n"
     else:
         forward = (
@@ -238,7 +209,7 @@ def to_python(
     parts = [
         f'"""{doc}\n\nStandalone: needs only torch."""',
         "import torch\nimport torch.nn.functional as F\nfrom torch import nn",
-        HELPERS.rstrip("\n"),
+        helpers_source(ops),
         *funcs,
     ]
     if extra:

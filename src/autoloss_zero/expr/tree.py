@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from .ops import DEFAULT_OPERATORS, OperatorSet, get_operators, is_commutative
+from .ops import DEFAULT_OPERATORS, Operator, OperatorSet, get_operators, registered
 
 Node = str | tuple
 
@@ -379,13 +379,18 @@ def parse(
 
 
 # ---------------------------------------------------------------------------
-# Normal form: value-preserving rewrites used only as a duplicate-detection key.
+# Normal form: value-preserving rewrites used only as a duplicate-detection key. The
+# algebra of each operator (odd, even, idempotent, ...) is declared on it (ops.py); the
+# rules that tie two particular built-in operators together (a Neg through Mul and Add,
+# Mean_c inside Mean_nhw, the constant in Mul) are facts of neither alone and stay here.
 
-_ODD = {"Log", "Sqrt", "Tanh", "Mean_nhw", "Mean_c"}  # f(-x) == -f(x) exactly
-_EVEN_ABS = {"Abs", "Square"}  # f(-x) == f(x), f(|x|) == f(x)
-_IDEMPOTENT = {"Abs", "Mean_nhw", "Mean_c"}
-_SWAP_NEG = {"MaxPool3x3": "MinPool3x3", "MinPool3x3": "MaxPool3x3"}
-_NONNEG = {"Abs", "Square", "Exp"}
+_UNKNOWN = Operator("Unknown", 1, lambda x: x, "")
+"""What the normal form knows of an operator that is not registered: no algebra."""
+
+
+def _facts(name: str) -> Operator:
+    """The registered operator ``name`` (its algebra), else :data:`_UNKNOWN`."""
+    return registered(name) or _UNKNOWN
 
 
 def normalize(node: Node) -> tuple[Node, str]:
@@ -396,28 +401,28 @@ def normalize(node: Node) -> tuple[Node, str]:
     if len(node) == 2:
         child, ckey = normalize(node[1])
         cop = None if isinstance(child, str) else child[0]
+        f = _facts(op)
         if op == "Neg" and cop == "Neg":
             inner = child[1]
             return inner, node_text(inner)
         if cop == "Neg":
             inner = child[1]
-            if op in _ODD:
+            if f.parity == "odd":
                 return _neg(normalize((op, inner)))
-            if op in _EVEN_ABS:
+            if f.parity == "even":
                 return normalize((op, inner))
-            if op in _SWAP_NEG:
-                return _neg(normalize((_SWAP_NEG[op], inner)))
-        if op in _IDEMPOTENT and cop == op:
+            if f.negation_swap is not None:
+                return _neg(normalize((f.negation_swap, inner)))
+        if f.idempotent and cop == op:
             return child, ckey
-        if op == "Square" and cop == "Abs":
-            return normalize(("Square", child[1]))
-        if op == "Abs" and cop in _NONNEG:
+        if f.parity == "even" and cop == "Abs":  # f(|x|) == f(x)
+            return normalize((op, child[1]))
+        if op == "Abs" and cop is not None and _facts(cop).nonnegative:
             return child, ckey
         if op == "Mean_c" and cop == "Mean_nhw":
             inner, ikey = normalize(("Mean_c", child[1]))
             return ("Mean_nhw", inner), f"Mean_nhw({ikey})"
-        if child == CONSTANT and op in {"Abs", "Square", "Mean_nhw", "Mean_c",
-                                        "MaxPool3x3", "MinPool3x3"}:
+        if child == CONSTANT and f.fixes_one:
             return CONSTANT, CONSTANT
         return (op, child), f"{op}({ckey})"
     if len(node) == 3:
@@ -436,7 +441,7 @@ def normalize(node: Node) -> tuple[Node, str]:
                 return a, akey
         if op == "Add" and a_neg and b_neg:
             return _neg(normalize(("Add", a[1], b[1])))
-        if bkey < akey and is_commutative(op):
+        if bkey < akey and _facts(op).commutative:
             a, b, akey, bkey = b, a, bkey, akey
         return (op, a, b), f"{op}({akey}, {bkey})"
     children = [normalize(c) for c in node[1:]]

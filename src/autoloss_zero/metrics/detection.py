@@ -119,14 +119,12 @@ APInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 """(iou (S, D, G), scores (S, D), det_labels (S, D), gt_labels (S, G)) for :func:`image_ap`."""
 
 
-def box_ap_inputs(det_boxes, scores, det_labels, gt_boxes, gt_labels) -> APInputs:
-    """:func:`image_ap` inputs from torch boxes (S, D, 4) / (S, G, 4) and labels."""
-    from ..tasks.detector.boxes import pairwise_iou
-
-    with torch.no_grad():
-        iou = pairwise_iou(det_boxes.double(), gt_boxes.double()).cpu().numpy()
-    return (iou, scores.detach().double().cpu().numpy(), det_labels.cpu().numpy(),
-            gt_labels.cpu().numpy())
+def box_ap_inputs(iou: torch.Tensor, scores, det_labels, gt_labels) -> APInputs:
+    """:func:`image_ap` inputs from torch tensors: ``iou`` (S, D, G) of every detection
+    with every GT box (the caller's box geometry: metrics take numbers, not boxes),
+    ``scores`` (S, D) and labels."""
+    return (iou.detach().double().cpu().numpy(), scores.detach().double().cpu().numpy(),
+            det_labels.cpu().numpy(), gt_labels.cpu().numpy())
 
 
 def per_class_ap_inputs(iou: torch.Tensor, probs: torch.Tensor, gt_labels) -> APInputs:

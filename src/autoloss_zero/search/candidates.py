@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TaskError
 from ..expr.mutate import MutationConfig, draw_kind, make_child
 from ..expr.ops import OperatorSet
 from ..expr.random import below, grow
-from ..expr.tree import Expr, Loss
+from ..expr.tree import Expr, Loss, parse
 from ..tasks.base import Task
+from .config import SearchConfig
 
 
 class CandidateMaker:
@@ -26,6 +28,29 @@ class CandidateMaker:
         self.fixed_baselines = dict(fixed_baselines or {})
         fixed = set(self.fixed_formulas) | set(self.fixed_baselines)
         self.searched = [b for b in task.branches if b.name not in fixed]
+
+    @classmethod
+    def from_config(cls, task: Task, config: SearchConfig) -> CandidateMaker:
+        """The candidates of a search: its operators (user modules imported), mutation
+        settings and fixed branches (``config.fixed``: each a formula, else a baseline id
+        of the task). TaskError for a branch the task lacks, an unknown baseline, or
+        every branch fixed."""
+        ops = config.operator_set()
+        unknown = set(config.fixed) - set(task.branch_names)
+        if unknown:
+            raise TaskError(f"--fix: task {task.name} has no branch {', '.join(sorted(unknown))}")
+        formulas: dict[str, Expr] = {}
+        baselines: dict[str, str] = {}
+        for branch, text in config.fixed.items():
+            try:
+                formulas[branch] = parse(text, leaves=task.leaf_spec()[branch], operators=ops)
+            except ValueError:
+                task.branch_baseline(branch, text)  # raises TaskError if unknown
+                baselines[branch] = text
+        maker = cls(task, ops, config.mutation, config.offspring_branches, formulas, baselines)
+        if not maker.searched:
+            raise TaskError("every branch is fixed: nothing to search")
+        return maker
 
     def random(self, rng: np.random.Generator) -> tuple[Loss, str]:
         """Every searched branch a fresh random tree of the configured depth."""

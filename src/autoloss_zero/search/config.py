@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..expr.mutate import MutationConfig
-from ..expr.ops import DEFAULT_NAMES
-
-
-class ConfigError(ValueError):
-    """A bad config file or value."""
+from ..expr.ops import DEFAULT_NAMES, OperatorSet, get_operators
 
 
 @dataclass
@@ -185,6 +182,11 @@ class SearchConfig:
             raise ConfigError("offspring_branches must be 'one' or 'all'")
         if not self.operators:
             raise ConfigError("operators must not be empty")
+
+    def operator_set(self) -> OperatorSet:
+        """The operators searched over, after importing ``operator_modules`` (which
+        register the user operators among them)."""
+        return get_operators(self.operators, self.operator_modules)
 
     # -- (de)serialization ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

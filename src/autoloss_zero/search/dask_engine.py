@@ -23,8 +23,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..errors import SearchError
 from .engines import Engine, _failed
-from .worker import configure_torch, run_job
+from .torch_settings import configure_torch
+from .worker import run_job
 
 _TRIM_FIXED = False
 
@@ -136,8 +138,6 @@ class DaskEngine(Engine):
         if self._lost_since is None:
             self._lost_since = now
         elif now - self._lost_since > self.lost_after:
-            from .evolution import SearchError
-
             raise SearchError(f"lost the Dask scheduler for {self.lost_after:g} s ({why}); "
                               "run the same command again to resume")
 

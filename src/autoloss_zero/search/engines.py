@@ -23,6 +23,8 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
 
+from .status import Status
+
 
 class Engine(ABC):
     """Runs jobs; ``slots`` of them at a time."""
@@ -53,7 +55,7 @@ class Engine(ABC):
 
 
 def _failed(job: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {"id": job["id"], "status": "failed", "score": None, "reason": reason,
+    return {"id": job["id"], "status": Status.FAILED, "score": None, "reason": reason,
             "train_s": None, "worker": None}
 
 

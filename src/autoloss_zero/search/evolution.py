@@ -3,11 +3,15 @@
 The top level reads like a table of contents::
 
     search()
-      _open_study()          create, or resume and check the stored config
+      resolve_config()       the stored config on resume, else the given one, else defaults
+      CandidateMaker         operators and fixed branches: bad options fail before any write
+      check_same_search()    a resumed study must hold the same task, metric and config
+      _open_study()          create the study (its metadata), or take it over to resume
       Evolution.load()       rebuild population, equivalence index, counters from the study
       create_engine()        worker processes or a Dask cluster
       _main_loop()           keep every slot busy: produce a child, submit, collect results
-      _tear_down()           close the engine and the study
+      _confirm()             optionally, the top losses re-trained with the full schedule
+      (finally)              close the engine and the study
 
 One evolution **step** produces one candidate that passes screening. Step k draws all its
 random choices from a generator derived from (master seed, k), so a serial search is
@@ -22,33 +26,30 @@ import math
 import tempfile
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..expr.ops import get_operators
+from ..errors import SearchError, StudyError, one_line
 from ..expr.tree import Expr, Loss, parse
 from ..tasks import get_task, task_id
-from ..tasks.base import Task, TaskError
+from ..tasks.base import Task
 from .candidates import CandidateMaker
-from .config import SearchConfig, config_diff
+from .config import SearchConfig
 from .engines import Engine, create_engine
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
-from .rejection import ACCEPTED, REJECTED, Screener
+from .rejection import Screener
+from .resolve import ResolvedConfig, check_same_search, resolve_config
 from .seeds import derive_seed, stream
-from .study import STARTED, Candidate, Evaluation, Study, StudyError, StudyReader
-from .worker import configure_torch, import_operator_modules, make_job, one_line
-
-
-class SearchError(RuntimeError):
-    """The search cannot go on (e.g. no candidate passes screening)."""
-
-
-DONE = ("evaluated", "invalid", "failed", "duplicate")
-"""Statuses whose score is known (None = the worst score)."""
+from .status import Status
+from .study import Candidate, Evaluation, Study, StudyReader
+from .torch_settings import configure_torch
+from .worker import make_job
 
 
 @dataclass
@@ -92,31 +93,16 @@ class Evolution:
     """
 
     def __init__(self, task: Task, metric: str, study: Study, config: SearchConfig,
-                 device: str = "cpu"):
+                 device: str = "cpu", maker: CandidateMaker | None = None):
         self.task, self.metric, self.study, self.config = task, metric, study, config
         self.device = device
-        import_operator_modules(config.operator_modules)
-        self.ops = get_operators(config.operators)
-        fixed = dict(config.fixed)
-        unknown = set(fixed) - set(task.branch_names)
-        if unknown:
-            raise TaskError(f"--fix: task {task.name} has no branch {', '.join(sorted(unknown))}")
-        self.fixed_formulas: dict[str, Expr] = {}
-        self.fixed_baselines: dict[str, str] = {}
-        for branch, text in fixed.items():
-            leaves = task.leaf_spec()[branch]
-            try:
-                self.fixed_formulas[branch] = parse(text, leaves=leaves, operators=self.ops)
-            except ValueError:
-                task.branch_baseline(branch, text)  # raises TaskError if unknown
-                self.fixed_baselines[branch] = text
-        self.maker = CandidateMaker(task, self.ops, config.mutation, config.offspring_branches,
-                                    self.fixed_formulas, self.fixed_baselines)
-        if not self.maker.searched:
-            raise TaskError("every branch is fixed: nothing to search")
+        self.maker = maker or CandidateMaker.from_config(task, config)
+        self.ops = self.maker.ops
+        self.fixed_formulas: dict[str, Expr] = self.maker.fixed_formulas
+        self.fixed_baselines: dict[str, str] = self.maker.fixed_baselines
         self.population: deque[Member] = deque(maxlen=config.population.size)
         self.index = EquivalenceIndex()
-        self.status: dict[int, str] = {}
+        self.status: dict[int, Status] = {}
         self.score: dict[int, float | None] = {}
         self.root: dict[int, int] = {}
         self.formula: dict[int, str] = {}
@@ -181,7 +167,7 @@ class Evolution:
         self.score[row.id] = row.score
         self.root[row.id] = row.duplicate_of or row.id
         self.formula[row.id] = row.formula
-        if row.status in ("evaluated", "invalid"):
+        if row.status.is_scored():
             group = self.root[row.id]
             self.evals.setdefault(group, []).append(row.score)
             score = self.group_score(group)
@@ -198,24 +184,24 @@ class Evolution:
             self._note(row)
             if eq:
                 self.index.add(row.id, row.normal, None)
-                if row.status in STARTED and not row.duplicate_of:
+                if row.status.is_started() and not row.duplicate_of:
                     self.index.add(row.id, None, row.fingerprint)
-            if row.status in ("running", "waiting"):
+            if row.status.is_in_flight():
                 self.rows[row.id] = row
-            if row.status == "waiting":
+            if row.status == Status.WAITING:
                 self.waiting.setdefault(row.duplicate_of, []).append(row.id)
             if row.joined is not None:
                 joined.append(row)
-            if row.status != "rejected" and row.parent is None:
+            if row.status != Status.REJECTED and row.parent is None:
                 self.initial += 1
             self.stats.screened += row.g is not None or row.fingerprint is not None
-            self.stats.rejected += row.status == "rejected"
-            self.stats.duplicates += row.status in ("duplicate", "waiting")
+            self.stats.rejected += row.status == Status.REJECTED
+            self.stats.duplicates += row.status in (Status.DUPLICATE, Status.WAITING)
         for row in sorted(joined, key=lambda r: r.joined):
             self.join_seq = row.joined
             self.population.append(Member(row.id, self.parse_loss(row.formula),
                                           self.root[row.id]))
-        self.started = sum(1 for r in rows if r.status in STARTED)
+        self.started = sum(1 for r in rows if r.status.is_started())
         saved = self.study.meta().get("stats") or {}
         for name in ("screen_s", "driver_s", "wall_s", "shortcuts"):
             setattr(self.stats, name, saved.get(name, 0))
@@ -227,16 +213,16 @@ class Evolution:
             if e.kind == "rung":
                 self.promoted.setdefault(e.rung, set()).add(e.candidate)
                 self.rung_cost += e.cost
-            if e.status == "running":
+            if e.status == Status.RUNNING:
                 self.running_evals[e.id] = e
                 if e.kind == "rung":
                     self.queue.append(e)  # re-run on resume
             else:
                 self._note_evaluation(e)
-        return [r for r in rows if r.status == "running"]
+        return [r for r in rows if r.status == Status.RUNNING]
 
     def _note_evaluation(self, e: Evaluation) -> None:
-        if e.status in ("evaluated", "invalid"):
+        if e.status.is_scored():
             target = self.full if e.schedule == "full" else self.evals
             target.setdefault(e.candidate, []).append(e.score)
 
@@ -268,15 +254,15 @@ class Evolution:
         (a crash is no verdict on the loss), so ``row`` goes on."""
         root = self.root.get(other, other)
         status = self.status[root]
-        if status == "failed":
+        if status == Status.FAILED:
             return False
         row.duplicate_of = root
-        if status == "rejected":
-            row.status, row.reason = "rejected", f"same {how} as #{root}"
-        elif status in ("running", "waiting"):
-            row.status, row.reason = "waiting", f"same {how} as #{root} (in flight)"
+        if status == Status.REJECTED:
+            row.status, row.reason = Status.REJECTED, f"same {how} as #{root}"
+        elif status.is_in_flight():
+            row.status, row.reason = Status.WAITING, f"same {how} as #{root} (in flight)"
         else:
-            row.status, row.score = "duplicate", self.group_score(root)
+            row.status, row.score = Status.DUPLICATE, self.group_score(root)
             row.reason = f"same {how} as #{root}"
         return True
 
@@ -293,22 +279,21 @@ class Evolution:
             try:
                 res = screener.screen(loss, optimize=self.config.screening.enabled)
             except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
-                row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
+                row.status, row.reason = Status.REJECTED, f"screening raised {one_line(exc)}"
                 self.last_error = row.reason
                 return
             self.stats.screened += 1
             self.stats.screen_s += res.seconds
             self.stats.shortcuts += res.shortcut
             row.g, row.fingerprint, row.screen_s = res.g, res.fingerprint, res.seconds
-            if res.verdict == REJECTED:
-                row.status, row.reason = "rejected", res.reason
+            if not res.accepted:
+                row.status, row.reason = Status.REJECTED, res.reason
                 return
-            assert res.verdict == ACCEPTED
             if eq and row.fingerprint is not None:
                 hit = self.index.by_gradient(row.fingerprint)
                 if hit is not None and self._reuse(row, hit, "gradient fingerprint"):
                     return
-        row.status = "running"
+        row.status = Status.RUNNING
 
     def _copy(self, parent: Member, row: Candidate) -> None:
         """The paper's copy. ``reuse``: the child joins with its parent's score, untrained.
@@ -316,12 +301,11 @@ class Evolution:
         result adds to its group's mean (a lucky proxy score is re-measured, not spread)."""
         group = parent.group
         if self.config.mutation.copy_mode == "reevaluate":
-            row.status, row.duplicate_of = "running", group
+            row.status, row.duplicate_of = Status.RUNNING, group
             row.reason = f"re-evaluation of #{group}"
             return
-        self._reuse(row, group, "loss (a copy)")
-        if row.status == "":  # the parent's group failed to train: train the copy
-            row.status = "running"
+        if not self._reuse(row, group, "loss (a copy)"):
+            row.status = Status.RUNNING  # the parent's group failed to train: train the copy
 
     def produce(self) -> Candidate | None:
         """One evolution step: returns the candidate to train, or None if it was settled
@@ -355,7 +339,8 @@ class Evolution:
                 if other is not None:
                     label += f" with #{other.id}"
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
-                            status="", parent=None if parent is None else parent.id,
+                            status=Status.RUNNING,  # until the copy rule or screening says
+                            parent=None if parent is None else parent.id,
                             mutation=label)
             self.next_id += 1
             if kind == "copy":
@@ -365,15 +350,15 @@ class Evolution:
             rows.append(row)
             if self.config.equivalence.enabled:
                 self.index.add(row.id, row.normal, None)
-                if row.status == "running" and not row.duplicate_of:
+                if row.status == Status.RUNNING and not row.duplicate_of:
                     self.index.add(row.id, None, row.fingerprint)
             self._note(row)
-            if row.status == "rejected":
+            if row.status == Status.REJECTED:
                 self.stats.rejected += 1
                 continue
             break
         self.tries = 0  # a candidate passed: the count of failures in a row starts again
-        self.settled = 0 if row.status == "running" else self.settled + 1
+        self.settled = 0 if row.status == Status.RUNNING else self.settled + 1
         if self.settled >= max_tries:
             self.study.insert(rows, {"stats": self.stats.__dict__})
             self.next_step = k + 1
@@ -384,12 +369,12 @@ class Evolution:
         if parent is None:
             self.initial += 1
         self.next_step = k + 1
-        if row.status == "running":
+        if row.status == Status.RUNNING:
             row.seed = training_seed(self.config, k)
             self.rows[row.id] = row
             self.losses[row.id] = loss
             self.started += 1
-        elif row.status == "waiting":
+        elif row.status == Status.WAITING:
             self.stats.duplicates += 1
             self.rows[row.id] = row
             self.losses[row.id] = loss
@@ -401,7 +386,7 @@ class Evolution:
             self._join(row)
         self.stats.driver_s += time.perf_counter() - t0
         self.study.insert(rows, {"stats": self.stats.__dict__})
-        return row if row.status == "running" else None
+        return row if row.status == Status.RUNNING else None
 
     # -- a result comes back ------------------------------------------------------------
     def complete(self, result: dict) -> Candidate | Evaluation:
@@ -409,7 +394,7 @@ class Evolution:
             return self._complete_evaluation(result)
         t0 = time.perf_counter()
         row = self.rows.pop(result["id"])
-        row.status = result["status"]
+        row.status = Status(result["status"])
         row.score = result.get("score")
         row.metrics = result.get("metrics")
         row.reason = result.get("reason") or row.reason
@@ -422,9 +407,9 @@ class Evolution:
         group = self.root[row.id]
         for wid in self.waiting.pop(row.id, []):
             w = self.rows.pop(wid)
-            w.status, w.score, w.finished = "duplicate", self.group_score(group), time.time()
+            w.status, w.score, w.finished = Status.DUPLICATE, self.group_score(group), time.time()
             w.reason = (w.reason or "").replace(" (in flight)", "")
-            if row.status == "failed":
+            if row.status == Status.FAILED:
                 w.reason += ", whose training failed"
             self._note(w)
             self._join(w)
@@ -442,7 +427,7 @@ class Evolution:
         if schedule == "full":
             return len(self.full.get(group, ())) + running
         rows = sum(1 for r in self.rows.values()
-                   if r.status == "running" and self.root.get(r.id) == group)
+                   if r.status == Status.RUNNING and self.root.get(r.id) == group)
         return len(self.evals.get(group, ())) + rows + running
 
     def _completed(self, rung: Rung) -> dict[int, float | None]:
@@ -467,7 +452,7 @@ class Evolution:
                 id=self.next_eval_id, candidate=group, kind=kind, rung=rung,
                 schedule=schedule, split="val", seed=derive_seed(self.config.seed, schedule,
                                                                 group, j),
-                cost=cost, status="running"))
+                cost=cost, status=Status.RUNNING))
             self.next_eval_id += 1
         return rows
 
@@ -512,7 +497,7 @@ class Evolution:
 
     def _complete_evaluation(self, result: dict) -> Evaluation:
         e = self.running_evals.pop(-result["id"])
-        e.status = result["status"]
+        e.status = Status(result["status"])
         e.score = result.get("score")
         e.metrics = result.get("metrics")
         e.reason = result.get("reason")
@@ -528,34 +513,26 @@ class Evolution:
 # The top level
 
 
-def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None,
-                budget: int) -> tuple[Study, SearchConfig]:
+def _open_study(path: Path, task: Task, metric: str, resolved: ResolvedConfig,
+                budget: int) -> Study:
+    """The study, locked for writing: created with its metadata, or resumed (checked
+    again under the lock, in case it changed since the config was resolved)."""
     study = Study(path)
     try:
-        tid = task_id(task)
         if study.is_new:
-            config = config or SearchConfig()
+            config = resolved.config
             study.set_meta({
-                "schema": 1, "task": tid, "task_config": task.config, "metric": metric,
-                "config": config.to_dict(), "operators": list(config.operators),
-                "created": time.time(), "budget": budget,
+                "schema": 1, "task": task_id(task), "task_config": task.config,
+                "metric": metric, "config": config.to_dict(),
+                "operators": list(config.operators), "created": time.time(), "budget": budget,
             })
-            return study, config
-        meta = study.meta()
-        problems = []
-        if meta.get("task") != tid:
-            problems.append(f"task: {meta.get('task')} (stored) != {tid} (given)")
-        if meta.get("metric") != metric:
-            problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
-        stored = SearchConfig.from_dict(meta["config"])
-        if config is not None:
-            problems += config_diff(stored.to_dict(), config.to_dict())
-        if meta.get("task_config") != task.config:
-            problems += config_diff(meta.get("task_config") or {}, task.config, "task.")
-        if problems:
-            raise StudyError(f"{path} holds a different search: " + "; ".join(problems))
+            return study
+        if resolved.meta is None:
+            raise StudyError(f"{path} was created by another search meanwhile")
+        check_same_search(path, study.meta(), task_id(task), task.config, metric,
+                          resolved.given)
         study.set_meta({"budget": budget})
-        return study, stored
+        return study
     except BaseException:
         study.close()
         raise
@@ -608,6 +585,17 @@ def _main_loop(evo: Evolution, engine: Engine, budget: int, rerun: list[Candidat
     return finished
 
 
+def _job_args(evo: Evolution, device: str, schedule: str) -> dict:
+    """What every worker job of this search carries besides its formula and seed."""
+    config = evo.config
+    return dict(
+        task=task_id(evo.task), task_options=evo.task.config, metric=evo.metric,
+        operators=list(config.operators), operator_modules=list(config.operator_modules),
+        fixed=evo.fixed_baselines, device=device, schedule=schedule,
+        stop_on_invalid=config.evaluation.stop_on_invalid, timeout=config.evaluation.timeout,
+    )
+
+
 def evaluation_job(evo: Evolution, e: Evaluation, job_args: dict) -> dict:
     """The worker job of an evaluation row (its id negated, apart from candidates')."""
     args = dict(job_args, schedule=e.schedule, split=e.split,
@@ -634,8 +622,9 @@ def search(
     metric: str | None = None,
     budget: int = 20,
     study: str | Path | None = None,
-    config: SearchConfig | None = None,
+    config: SearchConfig | str | Path | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     workers: int | None = None,
     engine: str | Engine = "local",
     scheduler: str | None = None,
@@ -650,42 +639,39 @@ def search(
     (evaluated, invalid and failed all count) is 1; a promotion to a fidelity rung costs
     its steps x batch size over the proxy's (see ``Task.schedule_cost``).
     ``study``: the SQLite file (a temporary one if None); an existing file resumes.
-    ``config``: a :class:`SearchConfig` (None: the stored one on resume, else defaults).
+    ``config``: a :class:`SearchConfig` or a TOML file; ``overrides``: top-level config
+    keys set on top of it (e.g. ``{"seed": 3}``). On resume the stored config wins, and
+    a given one that differs is refused with the difference; a new study takes the given
+    config, else the defaults (see ``resolve.py``).
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
     ``time_limit``: seconds after which no new candidate is made and the search returns
     (trainings still running are re-run when the search is resumed).
 
     The calling process screens with one torch thread and subnormal floats flushed to
-    zero (see ``worker.configure_torch``); its thread count is restored at the end.
+    zero (see ``torch_settings.configure_torch``); its thread count is restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
     if study is None:
         study = Path(tempfile.mkdtemp(prefix="autoloss-zero-")) / "study.db"
     path = Path(study)
-    stored = None
-    if path.exists() and path.stat().st_size:
-        with StudyReader(path) as r:
-            stored = SearchConfig.from_dict(r.meta()["config"])
-    effective = config or stored or SearchConfig()
+    resolved = resolve_config(path, config, overrides)
+    config = resolved.config
     if isinstance(task, str):
-        task = get_task(task, **effective.task_options)
+        task = get_task(task, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])
-    evo = Evolution(task, metric, None, effective, device)  # bad options fail before any write
-    db, config = _open_study(path, task, metric, config, budget)
-    evo.study = db
+    maker = CandidateMaker.from_config(task, config)  # bad options fail before any write
+    if resolved.meta is not None:  # so does a study that holds another search
+        check_same_search(path, resolved.meta, task_id(task), task.config, metric,
+                          resolved.given)
+    db = _open_study(path, task, metric, resolved, budget)
     own_engine = not isinstance(engine, Engine)
     threads = torch.get_num_threads()
     configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
+        evo = Evolution(task, metric, db, config, device, maker)
         rerun = evo.load()
-        job_args = dict(
-            task=task_id(task), task_options=task.config, metric=metric,
-            operators=list(config.operators), operator_modules=list(config.operator_modules),
-            fixed=evo.fixed_baselines, device=device, schedule="proxy",
-            stop_on_invalid=config.evaluation.stop_on_invalid,
-            timeout=config.evaluation.timeout,
-        )
+        job_args = _job_args(evo, device, "proxy")
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
         try:
@@ -726,9 +712,10 @@ def confirm(
     if top < 1 or seeds < 1:
         raise ValueError("top and seeds must be >= 1")
     path = Path(study)
-    with StudyReader(path) as r:
-        meta = r.meta()
-    config = SearchConfig.from_dict(meta["config"])
+    resolved = resolve_config(path)
+    if resolved.meta is None:
+        raise StudyError(f"no study at {path}")
+    meta, config = resolved.meta, resolved.config
     task = get_task(meta["task"], **(meta.get("task_config") or config.task_options))
     metric = task.check_metric(meta["metric"])
     db = Study(path)
@@ -736,13 +723,7 @@ def confirm(
     try:
         evo = Evolution(task, metric, db, config, device)
         evo.load()
-        job_args = dict(
-            task=task_id(task), task_options=task.config, metric=metric,
-            operators=list(config.operators), operator_modules=list(config.operator_modules),
-            fixed=evo.fixed_baselines, device=device, schedule="full",
-            stop_on_invalid=config.evaluation.stop_on_invalid,
-            timeout=config.evaluation.timeout,
-        )
+        job_args = _job_args(evo, device, "full")
         own_engine = not isinstance(engine, Engine)
         if own_engine:
             engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)

@@ -37,9 +37,8 @@ from ..tasks.base import ScreeningBatch, Task, tensors_of, tree_map
 from .config import ScreeningConfig, SearchConfig
 from .equivalence import fingerprint
 from .seeds import derive_seed
+from .status import Verdict
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
 ZERO_RATIO = 1e-3
 """A gradient counts as zero when its float64 norm is below this fraction of its float32
 norm on every sample: what float32 shows is then rounding noise (e.g. the mean over
@@ -49,12 +48,16 @@ test is relative, as Adam is: a loss scaled by 1e-8 keeps its (tiny, real) gradi
 
 @dataclass
 class ScreenResult:
-    verdict: str
+    verdict: Verdict
     reason: str = ""
     g: float | None = None
     fingerprint: str | None = None
     shortcut: bool = False
     seconds: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == Verdict.ACCEPTED
 
 
 class Screener:
@@ -90,10 +93,8 @@ class Screener:
                     device: str = "cpu") -> Screener:
         """The screener of a search: its settings, operators and equivalence digits, and
         samples drawn from a stream of the master seed of their own."""
-        from ..expr.ops import get_operators
-
         return cls(task, metric, config.screening, derive_seed(config.seed, "screening"),
-                   device, get_operators(config.operators), config.equivalence.digits)
+                   device, config.operator_set(), config.equivalence.digits)
 
     # -- pieces -------------------------------------------------------------------
     def _branch_values(self, compiled: CompiledLoss, raw) -> list[tuple[str, torch.Tensor]]:
@@ -159,27 +160,29 @@ class Screener:
     def _screen(self, loss: Loss, optimize: bool) -> ScreenResult:
         problem = self.task.dependency_problem(loss)
         if problem:
-            return ScreenResult(REJECTED, problem, shortcut=True)
+            return ScreenResult(Verdict.REJECTED, problem, shortcut=True)
         compiled = CompiledLoss(loss, self.operators)
         parts = self._initial(compiled, torch.float32)
         if parts is None:
-            return ScreenResult(REJECTED, "NaN/Inf loss", shortcut=True)
+            return ScreenResult(Verdict.REJECTED, "NaN/Inf loss", shortcut=True)
         multi = len(parts) > 1
         head = []
         total_norm = None
         for name, _, grads in parts:
             norms = self._norms(grads)
             if not bool(torch.isfinite(norms).all()):
-                return ScreenResult(REJECTED, "NaN/Inf gradient", shortcut=True)
+                return ScreenResult(Verdict.REJECTED, "NaN/Inf gradient", shortcut=True)
             if multi and self._is_zero(CompiledLoss(Loss([(name, loss[name])]),
                                                     self.operators), norms):
-                return ScreenResult(REJECTED, f"zero gradient in branch {name}", shortcut=True)
+                return ScreenResult(Verdict.REJECTED, f"zero gradient in branch {name}",
+                                    shortcut=True)
             total_norm = norms if total_norm is None else total_norm + norms
             head.append((name, norms.tolist(), self._directional(grads).tolist()))
         if not multi and self._is_zero(compiled, total_norm):
-            return ScreenResult(REJECTED, "zero gradient", shortcut=True)
+            return ScreenResult(Verdict.REJECTED, "zero gradient", shortcut=True)
         if not optimize:
-            return ScreenResult(ACCEPTED, "not screened", fingerprint=self._join(head, None))
+            return ScreenResult(Verdict.ACCEPTED, "not screened",
+                                fingerprint=self._join(head, None))
         return self._optimize(compiled, head)
 
     def _join(self, head, tail) -> str:
@@ -199,11 +202,11 @@ class Screener:
         for step in range(self.config.steps):
             total = compiled.per_sample(self.task.branch_inputs(raw, self.target)).sum()
             if not bool(torch.isfinite(total)):
-                return ScreenResult(REJECTED, f"NaN/Inf during optimization (step {step})",
+                return ScreenResult(Verdict.REJECTED, f"NaN/Inf during optimization (step {step})",
                                     fingerprint=partial)
             grads = self._grads(total, leaves)
             if not all(bool(torch.isfinite(g).all()) for g in grads):
-                return ScreenResult(REJECTED, f"NaN/Inf during optimization (step {step})",
+                return ScreenResult(Verdict.REJECTED, f"NaN/Inf during optimization (step {step})",
                                     fingerprint=partial)
             for x, g in zip(leaves, grads):
                 x.grad = g
@@ -212,12 +215,13 @@ class Screener:
             after = self.task.sample_metric(raw, self.target, self.metric).float()
         g = float((after - self.before).mean())
         if g != g:  # NaN metric after optimization
-            return ScreenResult(REJECTED, "NaN metric after optimization", fingerprint=partial)
+            return ScreenResult(Verdict.REJECTED, "NaN metric after optimization",
+                                fingerprint=partial)
         if g < self.config.eta:
-            return ScreenResult(REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=partial)
+            return ScreenResult(Verdict.REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=partial)
         tail = self._end_norms(compiled, raw)
         fp = partial if tail is None else self._join(head, tail)
-        return ScreenResult(ACCEPTED, "", g=g, fingerprint=fp)
+        return ScreenResult(Verdict.ACCEPTED, "", g=g, fingerprint=fp)
 
     def _end_norms(self, compiled: CompiledLoss, raw) -> list[list[float]] | None:
         """Per-branch gradient norms at the end of the optimization (None if not finite)."""

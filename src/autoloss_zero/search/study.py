@@ -6,12 +6,12 @@ a foreign or corrupt file is never modified. One writer at a time holds an OS lo
 (``flock``) that dies with its process; readers open the file read-only and work while
 a search runs.
 
-Every candidate seen is one row: its formula, normal form, fingerprint, verdict
-(``rejected``, ``duplicate``, ``waiting``, ``running``, ``evaluated``, ``invalid``,
-``failed``), scores, timings, parent, mutation and evaluation seed. The rows of one
-evolution step (its rejected tries and the candidate that passed) are written in one
-transaction, and every result in its own, so ``kill -9`` loses at most the evaluations
-in flight, which are stored as ``running`` with their seed and re-run on resume.
+Every candidate seen is one row: its formula, normal form, fingerprint, status
+(:class:`~.status.Status`, stored as its string value), scores, timings, parent,
+mutation and evaluation seed. The rows of one evolution step (its rejected tries and
+the candidate that passed) are written in one transaction, and every result in its
+own, so ``kill -9`` loses at most the evaluations in flight, which are stored as
+``running`` with their seed and re-run on resume.
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StudyError
+from .status import STARTED, Status
+
 APPLICATION_ID = 0x414C5A30  # "ALZ0"
 SCHEMA_VERSION = 2
 """2 (2026-12): the ``evaluations`` table (fidelity rungs, confirmation); version-1 files
 are upgraded in place by the first writer, and read as they are."""
 _HEADER = b"SQLite format 3\x00"
-
-STATUSES = ("rejected", "duplicate", "waiting", "running", "evaluated", "invalid", "failed")
-STARTED = ("running", "evaluated", "invalid", "failed")
-"""Statuses that count against the budget: proxy trainings started."""
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,10 +95,6 @@ COLUMNS = ("id", "step", "formula", "normal", "fingerprint", "status", "reason",
            "train_s", "created", "finished", "worker")
 
 
-class StudyError(RuntimeError):
-    """A study file that cannot be used: foreign, corrupt, locked, or mismatched."""
-
-
 @dataclass
 class Candidate:
     """One row of the ``candidates`` table."""
@@ -108,7 +103,7 @@ class Candidate:
     step: int
     formula: str
     normal: str
-    status: str
+    status: Status
     fingerprint: str | None = None
     reason: str | None = None
     g: float | None = None
@@ -139,6 +134,7 @@ class Candidate:
     def from_row(cls, row: tuple) -> Candidate:
         d = dict(zip(COLUMNS, row))
         d["metrics"] = None if d["metrics"] is None else json.loads(d["metrics"])
+        d["status"] = Status(d["status"])
         return cls(**d)
 
 
@@ -157,7 +153,7 @@ class Evaluation:
     split: str
     seed: int
     cost: float
-    status: str
+    status: Status
     score: float | None = None
     metrics: dict | None = None
     reason: str | None = None
@@ -175,6 +171,7 @@ class Evaluation:
     def from_row(cls, row: tuple) -> Evaluation:
         d = dict(zip(EVAL_COLUMNS, row))
         d["metrics"] = None if d["metrics"] is None else json.loads(d["metrics"])
+        d["status"] = Status(d["status"])
         return cls(**d)
 
 
@@ -248,7 +245,7 @@ class StudyReader:
         return [Candidate.from_row(r) for r in self.con.execute(sql, tuple(args))]
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
+        out = dict.fromkeys(Status, 0)
         for status, n in self.con.execute("SELECT status, COUNT(*) FROM candidates GROUP BY 1"):
             out[status] = n
         return out
@@ -283,12 +280,12 @@ class StudyReader:
         first, by their mean (``confirmed``), then the others by their proxy score."""
         board = self.proxy_leaderboard()
         full: dict[int, list[float]] = {}
-        for e in self.evaluations("WHERE schedule = 'full' AND status = 'evaluated' "
-                                  "AND score IS NOT NULL"):
+        for e in self.evaluations("WHERE schedule = 'full' AND status = ? "
+                                  "AND score IS NOT NULL", [Status.EVALUATED]):
             full.setdefault(e.candidate, []).append(e.score)
         proxy_extra: dict[int, list[float]] = {}
-        for e in self.evaluations("WHERE schedule = 'proxy' AND status = 'evaluated' "
-                                  "AND score IS NOT NULL"):
+        for e in self.evaluations("WHERE schedule = 'proxy' AND status = ? "
+                                  "AND score IS NOT NULL", [Status.EVALUATED]):
             proxy_extra.setdefault(e.candidate, []).append(e.score)
         for c in board:
             more = proxy_extra.get(c.id, [])
@@ -308,7 +305,7 @@ class StudyReader:
         if not self.has_evaluations_table():
             return "proxy"
         row = self.con.execute("SELECT 1 FROM evaluations WHERE schedule = 'full' AND "
-                               "status = 'evaluated' LIMIT 1").fetchone()
+                               "status = ? LIMIT 1", (Status.EVALUATED,)).fetchone()
         return "proxy" if row is None else "confirmed"
 
     def proxy_leaderboard(self, limit: int | None = None) -> list[Candidate]:
@@ -317,7 +314,8 @@ class StudyReader:
         A loss and its re-evaluations (copies trained again with another seed, whose
         ``duplicate_of`` names it) make one row: its score is the mean of their scores
         and ``evaluations`` their number."""
-        evaluated = self.candidates("WHERE status = 'evaluated' AND score IS NOT NULL")
+        evaluated = self.candidates("WHERE status = ? AND score IS NOT NULL",
+                                    [Status.EVALUATED])
         groups: dict[int, list[Candidate]] = {}
         for c in evaluated:
             groups.setdefault(c.duplicate_of or c.id, []).append(c)
@@ -328,7 +326,7 @@ class StudyReader:
             head = dataclasses.replace(heads.get(gid) or members[0])
             head.score = sum(m.score for m in members) / len(members)
             head.evaluations = len(members)
-            if head.status != "evaluated":  # the first training was invalid or failed
+            if head.status != Status.EVALUATED:  # the first training was invalid or failed
                 head.metrics = members[0].metrics
             rows.append(head)
         rows.sort(key=lambda c: (-c.score, c.id))

@@ -9,16 +9,18 @@ loss an ``invalid`` one.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
 import time
 from typing import Any
 
+from ..errors import one_line
 from ..expr.ops import get_operators
 from ..tasks import get_task
 from ..tasks.base import InvalidLoss, Task
+from .status import Status
+from .torch_settings import configure_torch
 
 _TASKS: dict[str, Task] = {}
 
@@ -61,33 +63,12 @@ def cached_task(name: str, options: dict) -> Task:
     return task
 
 
-def import_operator_modules(modules) -> None:
-    for mod in modules:
-        importlib.import_module(mod)
-
-
-def configure_torch(threads: int = 1) -> None:
-    """Settings for search processes: ``threads`` torch threads, and subnormal floats
-    flushed to zero (random losses produce them, e.g. ``Exp`` of large negative values,
-    and CPU arithmetic on subnormals was measured 7x slower here)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one candidate; never raises (the outcome is in the result's ``status``)."""
     t0 = time.perf_counter()
     result: dict[str, Any] = {"id": job["id"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
-        import_operator_modules(job.get("operator_modules", ()))
-        ops = get_operators(job["operators"])
+        ops = get_operators(job["operators"], job.get("operator_modules", ()))
         task = cached_task(job["task"], job["task_options"])
         if job.get("baseline"):
             fn = task.baseline(job["baseline"])
@@ -102,13 +83,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         score = metrics.get(job["metric"])
         result["metrics"] = metrics
         if score is None or score != score:
-            result.update(status="invalid", score=None, reason="metric is NaN")
+            result.update(status=Status.INVALID, score=None, reason="metric is NaN")
         else:
-            result.update(status="evaluated", score=float(score), reason=None)
+            result.update(status=Status.EVALUATED, score=float(score), reason=None)
     except InvalidLoss as exc:
-        result.update(status="invalid", score=None, reason=str(exc))
+        result.update(status=Status.INVALID, score=None, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - user task code may raise anything
-        result.update(status="failed", score=None, reason=one_line(exc))
+        result.update(status=Status.FAILED, score=None, reason=one_line(exc))
     result["train_s"] = time.perf_counter() - t0
     return result
 

@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, Task, TaskError
+from ..errors import TaskError
+from .base import Branch, InvalidLoss, RawLoss, ScreeningBatch, SupervisedTask, Task
 
 BUILTIN: dict[str, str] = {
     "classification": "autoloss_zero.tasks.classification:ClassificationTask",

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import TaskError
 from ..expr.compile import CompiledLoss
 from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
 
@@ -48,10 +49,6 @@ class InvalidLoss(Exception):
     def __init__(self, step: int):
         super().__init__(f"loss value is NaN/Inf at training step {step}")
         self.step = step
-
-
-class TaskError(ValueError):
-    """A bad task name, metric, variant or option."""
 
 
 SCHEDULES = ("proxy", "full")
@@ -358,6 +355,11 @@ def batch_indices(seed: int, n: int, batch_size: int, steps: int) -> Iterator[to
         pos += batch_size
 
 
+def finite_or_nan(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Every metric as a float, NaN where it is not finite: what ``train`` returns."""
+    return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in metrics.items()}
+
+
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
                    stop_on_invalid: bool = True, deadline: float | None = None) -> None:
     """One guarded update: :class:`InvalidLoss` at a NaN/Inf loss (when asked), then
@@ -522,5 +524,5 @@ class SupervisedTask(Task):
                 model.train()
         model.eval()
         scores.append(self.split_metrics(self._iterate(model, split, device)))
-        out = {k: sum(float(s[k]) for s in scores) / len(scores) for k in scores[-1]}
-        return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
+        return finite_or_nan({k: sum(float(s[k]) for s in scores) / len(scores)
+                              for k in scores[-1]})

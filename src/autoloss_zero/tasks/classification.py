@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Branch, SupervisedTask, TaskError
+from ..errors import TaskError
+from .base import Branch, SupervisedTask
 from .data import source_images, split_indices
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 ANIMAL_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse",
                   "sheep", "zebra")
 _ANIMAL_FILES = {
@@ -31,10 +33,6 @@ _ANIMAL_FILES = {
 }
 SPLITS = ("train", "val", "test")
 _FRACTIONS = {"train": (0.0, 0.7), "val": (0.7, 0.8), "test": (0.8, 1.0)}
-
-
-class DataError(RuntimeError):
-    """A data file is missing, changed, or not what it should be."""
 
 
 def cache_dir() -> Path:

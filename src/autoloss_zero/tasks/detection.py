@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import TaskError
 from ..metrics.detection import (
     box_ap_inputs,
     coco_ap,
@@ -60,10 +61,10 @@ from .base import (
     Branch,
     ScreeningBatch,
     Task,
-    TaskError,
     batch_indices,
     check_split,
     default_split,
+    finite_or_nan,
     optimizer_step,
     seeded,
     take,
@@ -352,7 +353,8 @@ class DetectionTask(Task):
         with torch.no_grad():
             a = decode(images(raw["rpn_deltas"], 2), images(target["anchors"], 2))
             s = images(raw["rpn_logits"], 1)
-            rpn = box_ap_inputs(a, s, torch.zeros_like(s, dtype=torch.long), gtb,
+            rpn = box_ap_inputs(pairwise_iou(a.double(), gtb.double()), s,
+                                torch.zeros_like(s, dtype=torch.long),
                                 torch.where(gtl >= 0, 0, -1))
             b = decode(images(raw["rcnn_deltas"], 2), images(target["rois"], 2),
                        DELTA_WEIGHTS_RCNN)
@@ -383,8 +385,7 @@ class DetectionTask(Task):
         steps = int(self.config[f"{schedule}_steps"])
         model = self.fit(loss_fn, seed=seed, device=device, steps=steps,
                          stop_on_invalid=stop_on_invalid, deadline=deadline)
-        out = self.evaluate(model, split, device)
-        return {k: (float(v) if math.isfinite(float(v)) else float("nan")) for k, v in out.items()}
+        return finite_or_nan(self.evaluate(model, split, device))
 
     def fit(self, loss_fn, *, seed: int, device: str, steps: int, stop_on_invalid: bool = True,
             deadline: float | None = None, log=None) -> Detector:

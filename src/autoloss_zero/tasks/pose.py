@@ -27,21 +27,13 @@ import torch
 from torch import nn
 
 from .. import baselines as bl
+from ..errors import TaskError
 from ..metrics.keypoints import keypoint_ap, pck, per_sample_ap
-from .base import Branch, SupervisedTask, TaskError
+from .base import Branch, SupervisedTask
 from .canvas import KEYPOINT_NAMES, compose
-from .segmentation import conv_bn
+from .layers import conv_bn, deconv_bn
 
 STRIDE = 2  # input pixels per heatmap pixel
-
-
-def deconv_bn(cin: int, cout: int) -> nn.Sequential:
-    """4x4 stride-2 transposed conv (doubles the size), BatchNorm, ReLU."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 class PoseNet(nn.Module):

@@ -23,21 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import baselines as bl
+from ..errors import TaskError
 from ..metrics.segmentation import SegmentationMeter, per_image
-from .base import Branch, SupervisedTask, TaskError
+from .base import Branch, SupervisedTask
 from .canvas import compose
 from .classification import softmax_onehot
+from .layers import conv_bn
 
 NUM_CLASSES = 11  # background + 10 object classes (animals or digits)
-
-
-def conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """3x3 conv, BatchNorm, ReLU (padding keeps the size at stride 1)."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 def predicted_labels(logits: torch.Tensor) -> torch.Tensor:

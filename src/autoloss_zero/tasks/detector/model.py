@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import conv_bn
 from .anchors import make_anchors
 from .roi_align import roi_align
 
@@ -48,12 +49,6 @@ class DetectorConfig:
     @property
     def anchors_per_cell(self) -> int:
         return len(self.anchor_sizes) * len(self.anchor_ratios)
-
-
-def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
 
 
 class Backbone(nn.Module):

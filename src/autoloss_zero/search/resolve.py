@@ -1,0 +1,78 @@
+"""Which config a search runs with, decided in one place for the CLI and the Python API.
+
+The rules (DESIGN.md, "Studies"):
+
+- resuming a study, the **stored** config wins; a config given with it (a TOML file or a
+  :class:`SearchConfig`, and overrides such as the CLI's ``--seed`` and ``--fix``) must
+  equal it, else the search is refused with every difference (:class:`StudyError`,
+  exit code 2), before anything is written;
+- a new study runs with the given config, overrides applied; with none, the defaults,
+  overrides applied.
+
+The CLI passes only what the user said (a TOML path or nothing, and the overrides it was
+given); the Python API passes its ``config`` and ``overrides`` arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StudyError
+from .config import SearchConfig, config_diff
+from .study import StudyReader, check_file
+
+
+@dataclass
+class ResolvedConfig:
+    config: SearchConfig
+    """What the search runs with."""
+    given: SearchConfig | None
+    """What the caller said (overrides applied), None if nothing: on resume, it must
+    equal the stored config."""
+    meta: dict[str, Any] | None
+    """The study's metadata when it resumes one, None for a new study."""
+
+
+def resolve_config(study: str | Path | None, config: SearchConfig | str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> ResolvedConfig:
+    """The config of a search on ``study`` (None or an absent file: a new study), given
+    ``config`` (a :class:`SearchConfig` or a TOML file, None: nothing given) and
+    ``overrides`` (top-level config keys, e.g. ``{"seed": 3}``, applied on top of the
+    given config, else of the stored one, else of the defaults). A config that differs
+    from the stored one is refused by :func:`check_same_search`."""
+    meta = read_meta(Path(study)) if study is not None else None
+    stored = SearchConfig.from_dict(meta["config"]) if meta is not None else None
+    given = SearchConfig.from_toml(config) if isinstance(config, (str, Path)) else config
+    if overrides:
+        base = given or stored or SearchConfig()
+        given = SearchConfig.from_dict({**base.to_dict(), **overrides})
+    return ResolvedConfig(stored or given or SearchConfig(), given, meta)
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The metadata of the study at ``path``; None if there is none (absent, empty)."""
+    if not check_file(path):
+        return None
+    with StudyReader(path) as r:
+        return r.meta()
+
+
+def check_same_search(path: Path, meta: dict[str, Any], task_id: str, task_config: dict,
+                      metric: str, given: SearchConfig | None) -> None:
+    """Refuse (:class:`StudyError`, naming every difference) a search that differs from
+    the one stored in ``meta``: its task, task options, metric or given config."""
+    problems = []
+    if meta.get("task") != task_id:
+        problems.append(f"task: {meta.get('task')} (stored) != {task_id} (given)")
+    if meta.get("metric") != metric:
+        problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
+    if given is not None:
+        problems += config_diff(SearchConfig.from_dict(meta["config"]).to_dict(),
+                                given.to_dict())
+    if meta.get("task_config") != task_config:
+        problems += config_diff(meta.get("task_config") or {}, task_config, "task.")
+    if problems:
+        raise StudyError(f"{path} holds a different search: " + "; ".join(problems))
