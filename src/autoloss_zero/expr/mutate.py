@@ -18,6 +18,7 @@ an operator inserted above it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,9 +26,12 @@ import numpy as np
 
 from .ops import OperatorSet, get_operators
 from .random import as_rng, below, check_leaves, grow
-from .tree import DEFAULT_LEAVES, Expr, Node, node_size
+from .tree import DEFAULT_LEAVES, MAX_DEPTH, MAX_SIZE, Expr, Node, node_depth, node_size
 
 MUTATIONS = ("insert", "delete", "replace")
+MAX_INIT_DEPTH = 8
+"""Largest ``mutation.depth``: a full binary tree of depth 8 has 511 nodes, within
+``parse``'s limits (``tree.MAX_SIZE``), so every random tree can be read back."""
 
 
 @dataclass
@@ -58,14 +62,19 @@ class MutationConfig:
                 f"unknown mutation kind(s) {', '.join(sorted(unknown))}; known: "
                 f"{', '.join(MUTATIONS)}"
             )
+        for k, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                raise ValueError(f"mutation.weights.{k} must be a finite number, got {w!r:.40}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
-        if self.mutations < 1:
-            raise ValueError("mutation.mutations must be >= 1")
-        if self.depth < 0:
-            raise ValueError("mutation.depth must be >= 0")
-        if self.max_size is not None and self.max_size < 1:
-            raise ValueError("mutation.max_size must be >= 1 or None")
+        if not 1 <= self.mutations <= 100:
+            raise ValueError(f"mutation.mutations must be in 1..100, got {self.mutations}")
+        if not 0 <= self.depth <= MAX_INIT_DEPTH:
+            raise ValueError(f"mutation.depth must be in 0..{MAX_INIT_DEPTH}, got {self.depth}")
+        if self.max_size is not None and (isinstance(self.max_size, bool) or not isinstance(
+                self.max_size, int) or not 1 <= self.max_size <= MAX_SIZE):
+            raise ValueError(f"mutation.max_size must be in 1..{MAX_SIZE} or None, "
+                             f"got {self.max_size}")
 
 
 def _paths(node: Node, prefix: tuple = (), out: list | None = None, ops_only=False) -> list:
@@ -160,6 +169,13 @@ def _draw_kind(rng: np.random.Generator, weights: dict) -> str:
     return kinds[-1]
 
 
+def within_limits(node: Node, max_size: int | None = None) -> bool:
+    """Whether ``parse`` accepts the tree (and it has at most ``max_size`` nodes)."""
+    size = node_size(node)
+    return size <= (MAX_SIZE if max_size is None else min(max_size, MAX_SIZE)) and (
+        size <= MAX_DEPTH or node_depth(node) <= MAX_DEPTH)
+
+
 def offspring_with_label(
     expr: Expr,
     rng: np.random.Generator,
@@ -180,7 +196,7 @@ def offspring_with_label(
                 node = _DISPATCH[kind](node, rng, leaves, ops)
                 kinds.append(kind)
             label = "+".join(kinds)
-        if config.max_size is None or node_size(node) <= config.max_size:
+        if within_limits(node, config.max_size):
             return Expr(node), label
     return expr, "copy"
 

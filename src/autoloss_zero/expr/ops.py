@@ -101,11 +101,15 @@ def _sympy_table():
     """sympy builders, imported lazily (sympy is slow to import)."""
     import sympy as sp
 
+    # Log and Sqrt are the sign-protected sign(a) * log(|a| + eps) and sign(a) *
+    # sqrt(|a| + eps): written out, each refers to its argument twice, so nested ones
+    # grow exponentially (a chain of 12 Log took seconds). They stay named functions,
+    # ``slog`` and ``ssqrt``, as in the LaTeX.
     def sign_log(a):
-        return sp.sign(a) * sp.log(sp.Abs(a) + sp.Symbol("epsilon", positive=True))
+        return sp.Function("slog")(a)
 
     def sign_sqrt(a):
-        return sp.sign(a) * sp.sqrt(sp.Abs(a) + sp.Symbol("epsilon", positive=True))
+        return sp.Function("ssqrt")(a)
 
     def fn(name):
         return sp.Function(name)
@@ -295,14 +299,20 @@ def get_operators(names: Iterable[str] | OperatorSet | None = None) -> OperatorS
         return DEFAULT_OPERATORS
     if isinstance(names, OperatorSet):
         return names
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise TypeError(
+            f"operators: expected a sequence of operator names, got {type(names).__name__}"
+        )
     names = list(names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"operators: names must be str, got {type(bad[0]).__name__} {bad[0]!r:.40}")
     if names == list(DEFAULT_NAMES):
         return DEFAULT_OPERATORS
     unknown = [n for n in names if n not in _REGISTRY]
     if unknown:
-        raise ValueError(
-            f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(_REGISTRY)}"
-        )
+        shown = ", ".join(repr(n)[:40] for n in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(f"unknown operator(s) {shown}; known: {', '.join(_REGISTRY)}")
     return OperatorSet(_REGISTRY[n] for n in names)
 
 

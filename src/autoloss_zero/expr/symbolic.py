@@ -9,10 +9,12 @@ that needs only torch and computes the same values as ``to_module()``.
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Sequence
 
+from ..textutil import clip, docstring_text
 from .ops import OperatorSet, get_operators, sympy_builder
-from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, as_loss
+from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, _walk, as_loss
 
 _GREEK_HAT = {"yhat": r"\hat{y}"}
 
@@ -158,8 +160,13 @@ _RESERVED = {"torch", "F", "nn", "EPS", "inv", "slog", "ssqrt", "mean_nhw", "mea
              "max_pool", "min_pool", "nchw", "reduce_loss", "one", "self", "inputs"}
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def py_name(leaf: str) -> str:
     """A Python variable name for a leaf that cannot clash with the helpers."""
+    if not isinstance(leaf, str) or not _IDENTIFIER.match(leaf):
+        raise ValueError(f"leaf {clip(leaf, 40)} is not a valid name for generated source")
     if leaf in _RESERVED or keyword.iskeyword(leaf):
         return f"{leaf}_"
     return leaf
@@ -168,6 +175,8 @@ def py_name(leaf: str) -> str:
 def _source(node: Node, ops: OperatorSet) -> str:
     if isinstance(node, str):
         return "one" if node == CONSTANT else py_name(node)
+    if node[0] not in ops:
+        raise ValueError(f"operator {clip(node[0], 40)} is not in the operator set")
     op = ops[node[0]]
     if op.source == "__missing_source__":
         raise ValueError(f"operator {op.name} has no Python source: pass source= when making it")
@@ -176,8 +185,10 @@ def _source(node: Node, ops: OperatorSet) -> str:
 
 def branch_function_source(name: str, expr: Expr, ops: OperatorSet) -> str:
     """``def branch_<name>(leaves...)`` returning Eq. (2) for (N, C, H, W)-like inputs."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"branch name {clip(name, 40)} is not a valid name for generated source")
     leaves = sorted(expr.leaves - {CONSTANT})
-    lines = [f"def branch_{name}(leaves):", f'    """{name}: {expr}"""']
+    lines = [f"def branch_{name}(leaves):", f'    """{name}: {docstring_text(str(expr))}"""']
     for v in leaves:
         lines.append(f"    {py_name(v)} = nchw(leaves[{v!r}])")
     ref = py_name(leaves[0]) if leaves else "ref"
@@ -211,6 +222,13 @@ def to_python(
     """
     ops = get_operators(operators)
     loss = as_loss(x)
+    if not isinstance(class_name, str) or not _IDENTIFIER.match(class_name) or \
+            keyword.iskeyword(class_name):
+        raise ValueError(f"class_name {clip(class_name, 40)} is not a Python identifier")
+    for _, e in loss.branches:  # every name that becomes code is checked (never pasted raw)
+        for n in _walk(e.node):
+            if isinstance(n, str) and n != CONSTANT:
+                py_name(n)
     funcs = [branch_function_source(n, e, ops) for n, e in loss.branches]
     extra = ""
     if transform is not None:
@@ -236,7 +254,7 @@ def to_python(
         )
     doc = header or f"Loss function exported by autoloss-zero.\n\nFormula: {loss}"
     parts = [
-        f'"""{doc}\n\nStandalone: needs only torch."""',
+        f'"""{docstring_text(doc)}\n\nStandalone: needs only torch."""',
         "import torch\nimport torch.nn.functional as F\nfrom torch import nn",
         HELPERS.rstrip("\n"),
         *funcs,
@@ -245,7 +263,7 @@ def to_python(
         parts.append(extra.strip("\n"))
     parts.append(
         f"class {class_name}(nn.Module):\n"
-        f'    """{loss}"""\n\n'
+        f'    """{docstring_text(str(loss))}"""\n\n'
         f"    formula = {str(loss)!r}\n\n" + forward
     )
     return "\n\n\n".join(parts)
