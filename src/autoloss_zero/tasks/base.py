@@ -37,6 +37,7 @@ from torch import nn
 
 from ..expr.compile import CompiledLoss
 from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
+from .options import Rule, check_options, choice, integer, number
 
 LossFn = Callable[[Any, Any], torch.Tensor]
 """A loss over the task's raw outputs and targets, returning a scalar tensor."""
@@ -102,15 +103,18 @@ class Task(ABC):
     """Named transfer variants: config overrides used by ``compare --variant``."""
     references: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Known ``good`` and ``bad`` losses (formulas) that screening should accept/reject."""
+    option_rules: ClassVar[dict[str, Rule]] = {}
+    """Range checks of options, ``{key: rule}`` (see ``tasks/options.py``), merged with
+    those of the base classes; every option is also checked against its default's type."""
 
     def __init__(self, **config: Any):
         unknown = set(config) - set(self.defaults)
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
-            raise TaskError(
-                f"task {self.name}: unknown option(s) {', '.join(sorted(unknown))} (known: {known})"
-            )
+            shown = ", ".join(sorted(str(k)[:60] for k in unknown)[:5])
+            raise TaskError(f"task {self.name}: unknown option(s) {shown} (known: {known})")
         self.config: dict[str, Any] = {**self.defaults, **config}
+        check_options(self)  # types and ranges, one clear line naming the bad key
 
     # -- description --------------------------------------------------------
     @property
@@ -305,6 +309,12 @@ class SupervisedTask(Task):
         "weight_decay": 0.0,
         "sample_size": 1,
         "eval_batch": 256,
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "proxy_steps": integer(1, 10**7), "full_steps": integer(1, 10**7),
+        "batch_size": integer(1, 10**5), "lr": number(hi=10.0, positive=True),
+        "lr_schedule": choice("constant", "cosine"), "weight_decay": number(0.0, 10.0),
+        "sample_size": integer(1, 10**5), "eval_batch": integer(1, 10**6),
     }
 
     def __init__(self, **config: Any):

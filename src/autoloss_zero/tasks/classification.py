@@ -17,6 +17,7 @@ from torch import nn
 
 from .base import Branch, SupervisedTask, TaskError
 from .data import source_images, split_indices
+from .options import Rule, choice, integer
 
 
 class SmallConvNet(nn.Module):
@@ -63,6 +64,10 @@ class ClassificationTask(SupervisedTask):
     references: ClassVar[dict[str, tuple[str, ...]]] = {
         "good": ("Neg(Mul(y, Log(yhat)))", "Square(Add(yhat, Neg(y)))"),
         "bad": ("Mul(y, Log(yhat))", "Log(y)", "Mean_c(yhat)"),
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "source": choice("animals", "digits"), "width": integer(1, 1024),
+        "train_items": integer(0, 10**7),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32},
