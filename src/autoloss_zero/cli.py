@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 
 from .errors import USER_ERRORS
+from .textutil import one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -45,6 +47,26 @@ class Format(StrEnum):
 
 def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
+
+
+def _finite(value: float | None) -> float | None:
+    """Typer callback: float options must be finite (``nan`` passes every comparison)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+MAX_SEED = 2**63 - 1
+TRUST_HELP = ("Allow importing the task and operator modules the study names (they run "
+              "code): only for a study you trust.")
+
+
+def _check_device(device: Device) -> None:
+    """A one-line error for ``--device cuda`` without CUDA (before any work starts)."""
+    if device == Device.cuda:
+        from .search.engines import cuda_devices
+
+        cuda_devices()
 
 
 def _fixed(items: list[str] | None) -> dict[str, str]:
@@ -93,7 +115,8 @@ def check(
                                                 "'Neg(Mul(y, Log(yhat)))'.")],
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the screening samples.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
+                                      help="Seed of the screening samples.")] = 0,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -101,9 +124,12 @@ def check(
     """Screen one loss with the loss-rejection protocol: g, verdict, fingerprint."""
     from .search.config import SearchConfig
     from .search.rejection import ACCEPTED, Screener
+    from .search.worker import import_operator_modules
     from .tasks import get_task
 
+    _check_device(device)
     cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    import_operator_modules(cfg.operator_modules)  # named in the config the user passed
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
     loss = t.as_task_loss(formula)
@@ -132,7 +158,8 @@ def search(
     budget: Annotated[int, typer.Option(min=0, help="Proxy trainings to start in total.")],
     study: Annotated[Path, typer.Option(help="Study file (SQLite); an existing one resumes.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Master seed (default 0).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED,
+                                             help="Master seed (default 0).")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
     engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
@@ -141,13 +168,16 @@ def search(
     fix: Annotated[list[str] | None, typer.Option(
         help="Keep a branch fixed: BRANCH=LOSS (a baseline id or a formula).")] = None,
     time_limit: Annotated[float | None, typer.Option(
-        min=0, help="Stop making candidates after this many seconds (resume later).")] = None,
+        min=0, callback=_finite,
+        help="Stop making candidates after this many seconds (resume later).")] = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ):
     """Run a search, or resume the one stored in --study."""
     from .search.config import SearchConfig
     from .search.evolution import search as run_search
     from .search.study import StudyReader
+    from .trust import check_operator_modules
 
     stored = None
     if study.exists() and study.stat().st_size:
@@ -157,6 +187,8 @@ def search(
         cfg = SearchConfig.from_toml(config)
     elif stored is not None:
         cfg = SearchConfig.from_dict(stored)
+        # the study's own config: its operator modules are code the user did not name
+        check_operator_modules(study, cfg.operator_modules, trust_study)
     else:
         cfg = SearchConfig()
     if seed is not None:
@@ -220,11 +252,15 @@ def export(
     rank: Annotated[int, typer.Option(min=1, help="Which loss (1 = best).")] = 1,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")]
     = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
 ):
     """Export a found loss: standalone PyTorch source, LaTeX, or JSON."""
     from .export import export_text
+    from .paths import check_output
 
-    text = export_text(study, format.value, rank)
+    if output is not None:
+        check_output(output, [], studies=[study])
+    text = export_text(study, format.value, rank, trust=trust_study, hint="--trust-study")
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -239,7 +275,10 @@ def plot(
     top: Annotated[int, typer.Option(min=1, help="Mean of the top-K scores.")] = 5,
 ):
     """Plot search progress: mean of the top-5 population scores vs evaluations."""
+    from .paths import check_output
     from .report import plot_studies
+
+    check_output(output, [], studies=studies)
 
     typer.echo(f"wrote {plot_studies(studies, output, top)}")
 
@@ -251,7 +290,11 @@ def report(
     top: Annotated[int, typer.Option(min=1, help="Losses per leaderboard.")] = 10,
 ):
     """Write a Markdown report: plot, counts, time per stage, leaderboards with LaTeX."""
+    from .paths import check_output
     from .report import write_report
+
+    check_output(output, [], studies=studies)
+    check_output(output.with_suffix(".png"), [], option="-o (its .png plot)", studies=studies)
 
     typer.echo(f"wrote {write_report(studies, output, top)}")
 
@@ -264,7 +307,8 @@ app.add_typer(bench_app, name="bench")
 def bench_rejection(
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seconds: Annotated[float, typer.Option(min=1, help="Seconds for each protocol.")] = 30.0,
+    seconds: Annotated[float, typer.Option(min=1, callback=_finite,
+                                           help="Seconds for each protocol.")] = 30.0,
     processes: Annotated[int | None, typer.Option(min=1, help="Screening processes "
                                                   "(default: one per core).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
@@ -312,13 +356,22 @@ def compare(
         help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
     config: Annotated[Path | None, typer.Option(
         help="TOML config: its [task_options] are passed to the task.")] = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Re-train with each loss over seeds; every metric of the task, mean and std."""
     from .compare import compare as run_compare
+    from .paths import check_output
     from .search.config import SearchConfig
 
-    options = SearchConfig.from_toml(config).task_options if config else {}
+    _check_device(device)
+    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    options = cfg.task_options if config else {}
+    if results is not None:
+        studies = [spec[len("study:"):].partition("#")[0] for spec in loss
+                   if spec.strip().startswith("study:")]
+        check_output(results, [config] if config else [], option="--results",
+                     studies=[s.strip() for s in studies])
 
     def progress(done, total, rec):
         if not as_json:
@@ -327,7 +380,8 @@ def compare(
                        f"{rec['status']} {m}", err=True)
 
     res = run_compare(task, loss, seeds, variant, schedule.value, workers, device.value,
-                      results, progress=progress, task_options=options)
+                      results, progress=progress, task_options=options,
+                      operator_modules=cfg.operator_modules, trust_study=trust_study)
     if as_json:
         _echo_json(res.to_dict())
         return
@@ -375,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        typer.echo(f"error: {exc.format_message()}{hint}".replace("\n", " "), err=True)
+        typer.echo(one_line(f"error: {exc.format_message()}{hint}"), err=True)
         sys.exit(2)
     except typer.Abort:
         typer.echo("interrupted", err=True)
@@ -387,12 +441,12 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}".replace("\n", " "), err=True)
+        typer.echo(one_line(f"error: {exc}"), err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback, for anything else
         if debug:
             raise
-        msg = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
+        msg = one_line(f"internal error: {type(exc).__name__}: {exc}")
         typer.echo(msg + " (set AUTOLOSS_ZERO_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .expr.ops import DEFAULT_NAMES
 from .search.engines import Engine, create_engine
-from .search.worker import make_job
+from .search.worker import import_operator_modules, make_job
 from .tasks import get_task, task_id
 from .tasks.base import Task, TaskError
 
@@ -31,14 +31,20 @@ class LossSpec:
     baseline: str | None = None
     fixed: dict = field(default_factory=dict)
     operators: list = field(default_factory=lambda: list(DEFAULT_NAMES))
+    operator_modules: list = field(default_factory=list)
+    """Modules that register user operators (not part of ``key``: results files stay valid)."""
 
     @property
     def key(self) -> str:
         return json.dumps([self.formula, self.baseline, self.fixed, self.operators])
 
 
-def resolve(task: Task, spec: str) -> LossSpec:
-    """A baseline id, ``study:PATH#K``, or a formula in the text form."""
+def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> LossSpec:
+    """A baseline id, ``study:PATH#K``, or a formula in the text form.
+
+    A study is read without importing code it names: its task must be ``task`` (named by
+    the user), and its operator modules must be in ``operator_modules`` (from a config the
+    user passed) unless ``trust``."""
     spec = spec.strip()
     if spec in task.baselines:
         task.baseline(spec)  # raises for an unknown id
@@ -51,11 +57,11 @@ def resolve(task: Task, spec: str) -> LossSpec:
             k = int(rank or 1)
         except ValueError:
             raise TaskError(f"bad study reference {spec!r}: use study:PATH#K") from None
-        sl = StudyLoss(path, k)
-        if sl.meta["task"] != task_id(task):
-            raise TaskError(f"{path} is a study of task {sl.meta['task']}, not {task_id(task)}")
+        sl = StudyLoss(path, k, task=task, trust=trust, operator_modules=operator_modules,
+                       hint="--trust-study")
         return LossSpec(spec, formula=str(sl.loss), fixed=sl.fixed_baselines,
-                        operators=list(sl.operators.names))
+                        operators=list(sl.operators.names),
+                        operator_modules=list(sl.config.operator_modules))
     loss = task.as_task_loss(spec)  # raises ValueError with the position if malformed
     return LossSpec(spec, formula=str(loss))
 
@@ -108,15 +114,21 @@ def compare(
     engine: Engine | None = None,
     progress=None,
     task_options: dict | None = None,
+    operator_modules=(),
+    trust_study: bool = False,
 ) -> Comparison:
-    """Train every loss with ``seeds`` seeds and collect every metric (mean, std)."""
+    """Train every loss with ``seeds`` seeds and collect every metric (mean, std).
+
+    ``operator_modules``: modules of user operators the caller allows (from its config);
+    ``trust_study``: let ``study:`` losses import the operator modules they name."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     if not losses:
         raise ValueError("give at least one loss to compare")
     base = get_task(task, **(task_options or {})) if isinstance(task, str) else task
     t = base.with_variant(variant)
-    specs = [resolve(t, s) for s in losses]
+    import_operator_modules(operator_modules)
+    specs = [resolve(t, s, operator_modules, trust_study) for s in losses]
     done: dict[str, dict] = {}
     if results is not None and Path(results).exists():
         for line in Path(results).read_text().splitlines():
@@ -130,7 +142,8 @@ def compare(
             runs[(i, seed)] = done.get(key)
             if runs[(i, seed)] is None:
                 job = make_job(len(jobs), task_id(t), t.config, spec.formula or "",
-                               t.metrics[0], seed, operators=spec.operators, fixed=spec.fixed,
+                               t.metrics[0], seed, operators=spec.operators,
+                               operator_modules=spec.operator_modules, fixed=spec.fixed,
                                device=device, schedule=schedule, baseline=spec.baseline)
                 jobs.append((i, seed, key, job))
     if jobs:

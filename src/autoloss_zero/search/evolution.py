@@ -34,10 +34,11 @@ from ..tasks import get_task, task_id
 from ..tasks.base import Task, TaskError
 from .candidates import CandidateMaker
 from .config import SearchConfig, config_diff
-from .engines import Engine, create_engine
+from .engines import Engine, create_engine, cuda_devices
 from .equivalence import EquivalenceIndex
 from .rejection import ACCEPTED, REJECTED, SETTLED, Screener
 from .study import STARTED, Candidate, Study, StudyError, StudyReader
+from .validate import check_formulas
 from .worker import configure_torch, import_operator_modules, make_job, one_line
 
 
@@ -47,6 +48,13 @@ class SearchError(RuntimeError):
 
 DONE = ("evaluated", "invalid", "failed", "duplicate")
 """Statuses whose score is known (None = the worst score)."""
+SAME_FAILURES = 3
+"""The search stops when its first this many trainings (of this run) all fail for the same
+reason: a broken task or bad options, not a loss, is then the cause."""
+SAME_SCREENING_ERRORS = 20
+"""The search stops when screening raises the same error for this many candidates with no
+candidate passing in between (a task or operator that cannot screen anything), instead
+of trying ``screening.max_tries`` times."""
 
 
 @dataclass
@@ -116,6 +124,8 @@ class Evolution:
         self.best: Candidate | None = None
         self.last_error: str | None = None
         self._screener: Screener | None = None
+        self.error_streak = 0
+        self.first_failures: list[str] | None = []  # None once a training did not fail
 
     # -- helpers ----------------------------------------------------------------
     @property
@@ -224,8 +234,10 @@ class Evolution:
             res = self.screener.screen(loss, lookup)
         except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
             row.status, row.reason = "rejected", f"screening raised {one_line(exc)}"
-            self.last_error = row.reason
+            self._screening_error(row.reason)
             return
+        if res.verdict != REJECTED:
+            self.error_streak = 0
         self.stats.screened += 1
         self.stats.screen_s += res.seconds
         self.stats.shortcuts += res.shortcut
@@ -320,39 +332,70 @@ class Evolution:
             changed.append(w)
         self.stats.driver_s += time.perf_counter() - t0
         self.study.update(changed, {"stats": self.stats.__dict__})
+        self._check_first_failures(row)
         return row
+
+    # -- stopping early with the real cause ------------------------------------------
+    def _screening_error(self, reason: str) -> None:
+        self.error_streak = self.error_streak + 1 if reason == self.last_error else 1
+        self.last_error = reason
+        if self.error_streak >= SAME_SCREENING_ERRORS:
+            raise SearchError(f"no candidate passed screening: {self.error_streak} tries "
+                              f"failed the same way: {reason}")
+
+    def _check_first_failures(self, row: Candidate) -> None:
+        if self.first_failures is None:
+            return
+        if row.status != "failed":
+            self.first_failures = None
+            return
+        self.first_failures.append(row.reason or "")
+        if len(self.first_failures) >= SAME_FAILURES and len(set(self.first_failures)) == 1:
+            raise SearchError(
+                f"the first {len(self.first_failures)} proxy trainings all failed: "
+                f"{row.reason} (kept in the study as failed; fix the cause and run again "
+                "to resume)"
+            )
 
 
 # ---------------------------------------------------------------------------
 # The top level
 
 
+def _check_same_search(path: Path, meta: dict, task: Task, metric: str,
+                       config: SearchConfig | None) -> None:
+    """StudyError naming every difference between the stored search and the given one."""
+    tid = task_id(task)
+    problems = []
+    if meta.get("task") != tid:
+        problems.append(f"task: {meta.get('task')} (stored) != {tid} (given)")
+    if meta.get("metric") != metric:
+        problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
+    stored = SearchConfig.from_dict(meta["config"])
+    if config is not None:
+        problems += config_diff(stored.to_dict(), config.to_dict())
+    if meta.get("task_config") != task.config:
+        problems += config_diff(meta.get("task_config") or {}, task.config, "task.")
+    if problems:
+        raise StudyError(f"{path} holds a different search: " + "; ".join(problems))
+
+
 def _open_study(path: Path, task: Task, metric: str, config: SearchConfig | None,
                 budget: int) -> tuple[Study, SearchConfig]:
-    study = Study(path)
+    tid = task_id(task)
+    new = config or SearchConfig()
+    # A new study gets its metadata in the transaction that creates its tables.
+    study = Study(path, meta={
+        "schema": 1, "task": tid, "task_config": task.config, "metric": metric,
+        "config": new.to_dict(), "operators": list(new.operators),
+        "created": time.time(), "budget": budget,
+    })
     try:
-        tid = task_id(task)
         if study.is_new:
-            config = config or SearchConfig()
-            study.set_meta({
-                "schema": 1, "task": tid, "task_config": task.config, "metric": metric,
-                "config": config.to_dict(), "operators": list(config.operators),
-                "created": time.time(), "budget": budget,
-            })
-            return study, config
+            return study, new
         meta = study.meta()
-        problems = []
-        if meta.get("task") != tid:
-            problems.append(f"task: {meta.get('task')} (stored) != {tid} (given)")
-        if meta.get("metric") != metric:
-            problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
         stored = SearchConfig.from_dict(meta["config"])
-        if config is not None:
-            problems += config_diff(stored.to_dict(), config.to_dict())
-        if meta.get("task_config") != task.config:
-            problems += config_diff(meta.get("task_config") or {}, task.config, "task.")
-        if problems:
-            raise StudyError(f"{path} holds a different search: " + "; ".join(problems))
+        _check_same_search(path, meta, task, metric, config)
         study.set_meta({"budget": budget})
         return study, stored
     except BaseException:
@@ -409,6 +452,7 @@ def search(
     device: str = "cpu",
     progress=None,
     time_limit: float | None = None,
+    trust_study: bool = False,
 ) -> StudyReader:
     """Run (or resume) a search and return the study, opened read-only.
 
@@ -419,6 +463,8 @@ def search(
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
     ``time_limit``: seconds after which no new candidate is made and the search returns
     (trainings still running are re-run when the search is resumed).
+    ``trust_study``: resuming with ``config=None`` uses the stored config; operator modules
+    it names are imported only if already imported here, or with ``trust_study=True``.
 
     The calling process screens with one torch thread and subnormal floats flushed to
     zero (see ``worker.configure_torch``); its thread count is restored at the end.
@@ -432,11 +478,23 @@ def search(
     if path.exists() and path.stat().st_size:
         with StudyReader(path) as r:
             stored = SearchConfig.from_dict(r.meta()["config"])
+    if config is not None:  # values set after construction are checked too
+        SearchConfig.from_dict(config.to_dict())
+    elif stored is not None:
+        from ..trust import check_operator_modules
+
+        check_operator_modules(path, stored.operator_modules, trust_study, hint="trust_study=True")
+    if device == "cuda":
+        cuda_devices()  # a clear error before the study is created
     effective = config or stored or SearchConfig()
     if isinstance(task, str):
         task = get_task(task, **effective.task_options)
     metric = task.check_metric(metric or task.metrics[0])
     evo = Evolution(task, metric, None, effective, device)  # bad options fail before any write
+    if stored is not None:  # a study that does not fit is refused before any write to it
+        with StudyReader(path) as r:
+            _check_same_search(path, r.meta(), task, metric, config)
+            check_formulas(r, evo.parse_loss)
     db, config = _open_study(path, task, metric, config, budget)
     evo.study = db
     own_engine = not isinstance(engine, Engine)
