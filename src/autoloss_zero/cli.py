@@ -57,6 +57,8 @@ def _finite(value: float | None) -> float | None:
 
 
 MAX_SEED = 2**63 - 1
+MAX_PROCESSES = 1024
+"""Most local processes one command starts (a typo like --workers 100000 is refused)."""
 TRUST_HELP = ("Allow importing the task and operator modules the study names (they run "
               "code): only for a study you trust.")
 
@@ -160,7 +162,8 @@ def search(
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED,
                                              help="Master seed (default 0).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Workers (default: cores).")] = None,
     engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
@@ -309,7 +312,8 @@ def bench_rejection(
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
     seconds: Annotated[float, typer.Option(min=1, callback=_finite,
                                            help="Seconds for each protocol.")] = 30.0,
-    processes: Annotated[int | None, typer.Option(min=1, help="Screening processes "
+    processes: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                  help="Screening processes "
                                                   "(default: one per core).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
@@ -347,10 +351,11 @@ def compare(
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     loss: Annotated[list[str], typer.Option(
         help="A baseline id, a formula, or study:PATH#K (repeat the option).")],
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per loss.")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, max=10_000, help="Seeds per loss.")] = 3,
     variant: Annotated[str | None, typer.Option(help="Transfer variant of the task.")] = None,
     schedule: Annotated[Schedule, typer.Option(help="Training schedule.")] = Schedule.full,
-    workers: Annotated[int | None, typer.Option(min=1, help="Parallel trainings.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Parallel trainings.")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
     results: Annotated[Path | None, typer.Option(
         help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,

@@ -98,6 +98,16 @@ class Comparison:
                 "seeds": self.seeds, "metrics": list(self.metrics), "losses": self.summary()}
 
 
+def _check_not_all_failed(rows: list[dict]) -> None:
+    """TaskError when every training failed (an exception, not a NaN loss): the cause is
+    the task or its options, and a table of failures would hide it."""
+    reasons = [r.get("reason") or "unknown" for row in rows for r in row["runs"]]
+    if reasons and all(r["status"] == "failed" for row in rows for r in row["runs"]):
+        common = max(set(reasons), key=reasons.count)
+        raise TaskError(f"every training failed ({reasons.count(common)} of {len(reasons)}: "
+                        f"{common})")
+
+
 def _run_key(task: Task, schedule: str, spec: LossSpec, seed: int) -> str:
     return json.dumps([task_id(task), task.config, schedule, spec.key, seed], sort_keys=True)
 
@@ -174,4 +184,5 @@ def compare(
     rows = [{"loss": spec.label, "formula": spec.formula,
              "runs": [dict(runs[(i, s)], seed=s) for s in range(seeds)]}
             for i, spec in enumerate(specs)]
+    _check_not_all_failed(rows)
     return Comparison(task_id(t), variant or "default", schedule, seeds, t.metrics, rows)

@@ -17,7 +17,7 @@ import math
 import sqlite3
 from pathlib import Path
 
-from ..textutil import clip
+from ..textutil import clip, one_line
 
 REQUIRED_META = ("task", "metric", "config")
 """Metadata every study holds from its creation on (written in the creating transaction)."""
@@ -38,7 +38,7 @@ def check_content(con: sqlite3.Connection, path: Path) -> None:
     try:
         _check(con, path)
     except sqlite3.Error as exc:  # e.g. "Could not decode to UTF-8 column 'formula'"
-        raise _error(path, f"corrupt study ({exc})") from None
+        raise _error(path, f"corrupt study ({one_line(str(exc), 200)})") from None
 
 
 def _check(con: sqlite3.Connection, path: Path) -> None:

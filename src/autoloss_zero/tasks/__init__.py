@@ -39,11 +39,11 @@ def _import(path: str) -> type:
     try:
         mod = importlib.import_module(mod_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a user error here
-        raise TaskError(f"cannot import task module {mod_name!r}: {one_line(str(exc), 300)}") \
-            from None
+        raise TaskError(f"cannot import task module {clip(mod_name, 80)}: "
+                        f"{one_line(str(exc), 200)}") from None
     cls = getattr(mod, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise TaskError(f"{path!r} is not a Task subclass")
+        raise TaskError(f"{clip(path, 80)} is not a Task subclass")
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise TaskError(f"{path!r} is an abstract task class (it does not implement {missing})")

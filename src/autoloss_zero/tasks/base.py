@@ -37,6 +37,7 @@ from torch import nn
 
 from ..expr.compile import CompiledLoss
 from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
+from ..textutil import show
 from .options import Rule, check_options, choice, integer, number
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -111,7 +112,7 @@ class Task(ABC):
         unknown = set(config) - set(self.defaults)
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
-            shown = ", ".join(sorted(str(k)[:60] for k in unknown)[:5])
+            shown = ", ".join(sorted(show(k, 40) for k in unknown)[:5])
             raise TaskError(f"task {self.name}: unknown option(s) {shown} (known: {known})")
         self.config: dict[str, Any] = {**self.defaults, **config}
         check_options(self)  # types and ranges, one clear line naming the bad key
