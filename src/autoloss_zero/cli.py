@@ -297,6 +297,8 @@ def report(
     from .report import write_report
 
     check_output(output, [], studies=studies)
+    if output.exists() and not output.is_file():  # e.g. /dev/null: its .png would be beside it
+        raise typer.BadParameter(f"{output} is not a regular file", param_hint="-o")
     check_output(output.with_suffix(".png"), [], option="-o (its .png plot)", studies=studies)
 
     typer.echo(f"wrote {write_report(studies, output, top)}")

@@ -87,7 +87,12 @@ def to_latex(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
 
 
 def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = None):
-    """A sympy expression; a multi-branch loss gives the sum of its branches."""
+    """A sympy expression; a multi-branch loss gives the sum of its branches.
+
+    It mirrors the tree and is built unevaluated, in time linear in the tree's size
+    (sympy's automatic evaluation took seconds on some chains of 100 operators); call
+    ``.doit()`` or ``sympy.simplify`` on it to evaluate or simplify.
+    """
     import sympy as sp
 
     ops = get_operators(operators)
@@ -103,9 +108,10 @@ def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
             return symbols[node]
         return builders[node[0]](*[conv(c) for c in node[1:]])
 
-    if isinstance(x, Expr):
-        return conv(x.node)
-    return sp.Add(*[conv(e.node) for _, e in x.branches])
+    with sp.evaluate(False):
+        if isinstance(x, Expr):
+            return conv(x.node)
+        return sp.Add(*[conv(e.node) for _, e in x.branches])
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def _import(path: str) -> type:
         sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the working folder
     try:
         mod = importlib.import_module(mod_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a user error here
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is a user error
         raise TaskError(f"cannot import task module {clip(mod_name, 80)}: "
                         f"{one_line(str(exc), 200)}") from None
     cls = getattr(mod, cls_name, None)
