@@ -187,6 +187,7 @@ def check_formula(text: str) -> str:
     return "accepted"
 
 
+@pytest.mark.timeout(120 * SCALE)
 @examples(150)
 @given(texts())
 def test_fuzz_formulas(text):
@@ -194,6 +195,7 @@ def test_fuzz_formulas(text):
     COUNTS[f"formulas_{check_formula(text)}"] += 1
 
 
+@pytest.mark.timeout(120 * SCALE)
 @examples(30)
 @given(st.sampled_from(["Neg(", "Add(y, ", "Mul(1, ", "Log(Abs("]), st.integers(90, 5000))
 def test_fuzz_nesting(prefix, n):
@@ -236,6 +238,7 @@ def config_dicts(draw):
     return out
 
 
+@pytest.mark.timeout(120 * SCALE)
 @examples(200)
 @given(config_dicts())
 def test_fuzz_configs(data):
@@ -375,7 +378,7 @@ def check_command(argv_template: list[str], poisoned: bool) -> int:
     return rc
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600 * SCALE)
 @examples(40)
 @given(command_lines())
 def test_fuzz_command_lines(case):
@@ -386,7 +389,7 @@ def test_fuzz_command_lines(case):
     COUNTS[f"cli_{name}"] += 1
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600 * SCALE)
 @examples(8)
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
                 max_size=4),
