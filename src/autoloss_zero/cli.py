@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from .errors import USER_ERRORS
-from .textutil import one_line
+from .textutil import clip, one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -76,7 +76,7 @@ def _fixed(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         branch, sep, loss = item.partition("=")
         if not sep or not branch.strip() or not loss.strip():
-            raise typer.BadParameter(f"expected BRANCH=LOSS, got {item!r}", param_hint="--fix")
+            raise typer.BadParameter(f"expected BRANCH=LOSS, got {clip(item)}", param_hint="--fix")
         out[branch.strip()] = loss.strip()
     return out
 

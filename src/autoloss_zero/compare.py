@@ -22,6 +22,7 @@ from .search.engines import Engine, create_engine
 from .search.worker import import_operator_modules, make_job
 from .tasks import get_task, task_id
 from .tasks.base import Task, TaskError
+from .textutil import clip
 
 
 @dataclass
@@ -56,7 +57,7 @@ def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> 
         try:
             k = int(rank or 1)
         except ValueError:
-            raise TaskError(f"bad study reference {spec!r}: use study:PATH#K") from None
+            raise TaskError(f"bad study reference {clip(spec)}: use study:PATH#K") from None
         sl = StudyLoss(path, k, task=task, trust=trust, operator_modules=operator_modules,
                        hint="--trust-study")
         return LossSpec(spec, formula=str(sl.loss), fixed=sl.fixed_baselines,

@@ -313,7 +313,8 @@ class _Parser:
         self.pos = m.end()
         if number is not None:
             if number != CONSTANT:
-                raise self.error(start, f"only the constant 1 is allowed, found {number!r}")
+                raise self.error(start, f"only the constant 1 is allowed, found "
+                                        f"{clip(number, 40)}")
             return CONSTANT
         # name: operator if followed by '(' else leaf
         save = self.pos

@@ -166,7 +166,8 @@ def _build(cls, data: Any, prefix: str):
     if unknown:
         where = f" in [{prefix.rstrip('.')}]" if prefix else ""
         raise ConfigError(
-            f"unknown config key(s) {', '.join(unknown)}{where} (known: {', '.join(fields)})"
+            f"unknown config key(s) {', '.join(_short_key(k) for k in unknown[:5])}{where} "
+            f"(known: {', '.join(fields)})"
         )
     kwargs = {}
     for name, value in data.items():
@@ -215,6 +216,10 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 MAX_SEED = 2**63 - 1
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _short_key(key: str) -> str:
+    return key if len(key) <= 60 else _short(key)
 
 
 def _short(value) -> str:

@@ -128,7 +128,8 @@ class Task(ABC):
     def check_metric(self, metric: str) -> str:
         if metric not in self.metrics:
             raise TaskError(
-                f"unknown metric {metric!r} for task {self.name} (known: {', '.join(self.metrics)})"
+                f"unknown metric {show(metric)} for task {self.name} "
+                f"(known: {', '.join(self.metrics)})"
             )
         return metric
 
@@ -138,7 +139,8 @@ class Task(ABC):
             return type(self)(**self.config)
         if variant not in self.variants:
             known = ", ".join(["default", *self.variants])
-            raise TaskError(f"unknown variant {variant!r} for task {self.name} (known: {known})")
+            raise TaskError(f"unknown variant {show(variant)} for task {self.name} "
+                            f"(known: {known})")
         return type(self)(**{**self.config, **self.variants[variant]})
 
     def depends_on_prediction(self, loss: Loss) -> bool:
