@@ -375,6 +375,8 @@ def test_search_and_resume_on_a_path_with_uri_characters(tmp_path):
     with az.search("classification", "accuracy", 2, study, workers=1) as r:
         assert r.started() == 2
     assert sorted(os.listdir(tmp_path)) == [study.name]
+    tiny = 5e-324  # the search flushed subnormals while it ran, and restored the caller's mode
+    assert tiny * 1.0 != 0.0
 
 
 # ---------------------------------------------------------------------------

@@ -467,7 +467,7 @@ def search(
     it names are imported only if already imported here, or with ``trust_study=True``.
 
     The calling process screens with one torch thread and subnormal floats flushed to
-    zero (see ``worker.configure_torch``); its thread count is restored at the end.
+    zero (see ``worker.configure_torch``); both are restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
@@ -498,7 +498,9 @@ def search(
     db, config = _open_study(path, task, metric, config, budget)
     evo.study = db
     own_engine = not isinstance(engine, Engine)
-    threads = torch.get_num_threads()
+    from .worker import flush_denormal_enabled
+
+    threads, flush = torch.get_num_threads(), flush_denormal_enabled()
     configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
         rerun = evo.load()
@@ -520,4 +522,5 @@ def search(
     finally:
         db.close()
         torch.set_num_threads(threads)
+        torch.set_flush_denormal(flush)  # the caller's floats (Python's too) as they were
     return StudyReader(path)
