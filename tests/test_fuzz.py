@@ -13,6 +13,7 @@ longer run outside CI, and ``AUTOLOSS_ZERO_FUZZ_REPORT=FILE`` writes the counts 
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import io
@@ -263,8 +264,28 @@ def test_fuzz_configs(data):
 # command lines and damaged studies
 
 
+_TEMPLATE: list[Path] = []
+
+
 def make_files(folder: Path) -> dict[str, Path]:
-    """A good study, damaged ones, configs and other inputs, in a fresh folder."""
+    """A good study, damaged ones, configs and other inputs, in a fresh folder (copies of
+    one set made once per process)."""
+    if not _TEMPLATE:
+        _TEMPLATE.append(Path(tempfile.mkdtemp(prefix="alz-fuzz-template-")))
+        atexit.register(shutil.rmtree, _TEMPLATE[0], True)
+        _make_files(_TEMPLATE[0])
+    shutil.copytree(_TEMPLATE[0], folder, dirs_exist_ok=True)
+    return _paths(folder)
+
+
+def _paths(folder: Path) -> dict[str, Path]:
+    return {"good": folder / "good.db", "dir": folder / "adir", "missing": folder / "missing.db",
+            "foreign": folder / "notes.db", "badcfg": folder / "bad.toml",
+            "goodcfg": folder / "good.toml", "hashed": folder / "run#1 ?%41.db",
+            "user": folder / "user.db", "corrupt": folder / "corrupt.db"}
+
+
+def _make_files(folder: Path) -> dict[str, Path]:
     from test_hostile import make_study, set_meta
 
     f = {"good": make_study(folder / "good.db"), "dir": folder / "adir",

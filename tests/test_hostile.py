@@ -106,6 +106,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_every_command_refuses_to_write_over_its_input(tmp_path):
     study = make_study(tmp_path / "s.db")
     png_study = make_study(tmp_path / "r.png")  # report -o r.md would write r.png
+    other = make_study(tmp_path / "other.db")  # not an input, but a study all the same
     config = tmp_path / "c.toml"
     config.write_text("[task_options]\nproxy_steps = 5\n")
     before = snapshot(tmp_path)
@@ -117,6 +118,9 @@ def test_every_command_refuses_to_write_over_its_input(tmp_path):
         ("report", png_study, "-o", tmp_path / "r.md"),
         ("plot", study, "-o", study),
         ("plot", study, png_study, "-o", png_study),
+        ("export", study, "-o", other),
+        ("plot", study, "-o", other),
+        ("report", study, "-o", other),
         ("compare", "--task", "classification", "--loss", f"study:{study}#1",
          "--results", study),
         ("compare", "--task", "classification", "--loss", "ce", "--config", config,

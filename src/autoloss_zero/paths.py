@@ -5,8 +5,9 @@ overwrite inputs.
   unicode and even undecodable bytes in a file name reach SQLite as they are (an
   unquoted ``run#1.db`` would open ``run``).
 - :func:`check_output` refuses an output path that is one of the command's inputs (a
-  study, a config, a results file), or a file SQLite keeps beside a study (``-wal``,
-  ``-shm``, ``-journal``): no command writes over what it reads.
+  study, a config, a results file), a file SQLite keeps beside a study (``-wal``,
+  ``-shm``, ``-journal``), or any autoloss-zero study: no command writes over what it
+  reads, nor over a study.
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ def sqlite_uri(path: str | os.PathLike, **params: str) -> str:
     return uri
 
 
+def is_study_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts like an autoloss-zero study (SQLite
+    header and our application id), damaged or not."""
+    from .search.study import _HEADER, APPLICATION_ID
+
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except OSError:
+        return False
+    return (len(head) == 100 and head.startswith(_HEADER)
+            and int.from_bytes(head[68:72], "big") == APPLICATION_ID)
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():
@@ -49,6 +66,9 @@ def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike],
     of ``studies`` (with its SQLite side files). A study is an input too: pass it in both
     or in ``studies`` only."""
     out = Path(output)
+    if is_study_file(out):
+        raise OutputError(f"{option} {clip(os.fspath(out), 120)} is an autoloss-zero study: "
+                          "refusing to write over it; choose another output file")
     studies = [Path(s) for s in studies]
     candidates = [Path(p) for p in inputs] + studies
     for s in studies:
