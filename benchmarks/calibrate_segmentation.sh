@@ -21,4 +21,5 @@ CONFIG=${CONFIG:-benchmarks/configs/calibration-segmentation.toml}
 OUT=${OUT:-results/segmentation-calibration}
 $PY -m autoloss_zero calibrate --task segmentation --metric miou "${PANEL[@]}" \
   --config "$CONFIG" --seeds 2 --full-seeds 3 --workers 2 \
-  --results results/segmentation.runs.jsonl --report "$OUT.md" --json > "$OUT.json"
+  --results results/segmentation.runs.jsonl --report "$OUT.md" --json > "$OUT.json.tmp"
+mv "$OUT.json.tmp" "$OUT.json"

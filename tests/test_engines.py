@@ -130,10 +130,14 @@ def test_local_engine_survives_a_killed_worker(tmp_path, examples_on_path):
 
 
 def test_timeouts_are_recorded(tmp_path, tests_on_path):
+    from autoloss_zero.search.evolution import SearchError
+
     cfg = tiny_config()
     cfg.evaluation.timeout = 1.0
-    with az.search("user_tasks:SlowTask", "accuracy", 3, tmp_path / "t.db", cfg,
-                   workers=2) as r:
+    # the first three trainings all time out: that is the search's result (issue 15)
+    with pytest.raises(SearchError, match="first 3 proxy trainings all failed: timed out"):
+        az.search("user_tasks:SlowTask", "accuracy", 3, tmp_path / "t.db", cfg, workers=2)
+    with StudyReader(tmp_path / "t.db") as r:
         rows = [c for c in r.candidates() if c.status in STARTED]
         assert len(rows) == 3
         assert {c.status for c in rows} == {"failed"}

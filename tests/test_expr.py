@@ -443,6 +443,8 @@ def test_latex_and_sympy():
                             r"1 - i \cdot \frac{1}{u + \epsilon}")
     s = az.parse("Neg(Mul(y, Log(yhat)))").sympy()
     assert "log" in str(s)
+    loss = az.parse("a: y; b: Exp(yhat)")
+    assert r"\mathcal{L}_{\mathrm{a}}" in loss.latex()
 
 
 def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
@@ -474,3 +476,40 @@ def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
         make_child(a, rng, LEAVES, OPS, rec, "recombine")
     with pytest.raises(ValueError, match="recombination"):
         MutationConfig(recombination={"blend": 1.0})
+
+
+
+
+def test_depth_and_size_limits_hold_for_every_method():
+    """parse accepts trees up to MAX_DEPTH / MAX_SIZE, and every method works on them."""
+    from autoloss_zero.expr.symbolic import to_python
+    from autoloss_zero.expr.tree import MAX_DEPTH, MAX_SIZE
+
+    deepest = "Log(Neg(" * (MAX_DEPTH // 2) + "yhat" + "))" * (MAX_DEPTH // 2)
+    e = az.parse(deepest)
+    assert e.depth == MAX_DEPTH and str(e) == deepest
+    assert e.key and e.latex() and str(e.sympy()) and hash(e) == hash(az.parse(deepest))
+    compile(to_python(e), "<exported>", "exec")
+    p, t = torch.rand(2, 3), torch.rand(2, 3)
+    assert e.to_module()(p, t).shape == ()
+    with pytest.raises(ValueError, match=f"deeper than {MAX_DEPTH} operators"):
+        az.parse("Neg(" + deepest + ")")
+
+    def full(depth):
+        return "y" if depth == 0 else f"Add({full(depth - 1)}, Neg({full(depth - 1)}))"
+
+    big = az.parse(full(7))  # 2^8 - 1 leaves-and-Adds plus the Negs
+    assert big.size <= MAX_SIZE and big.key and big.latex() and str(big.sympy())
+    with pytest.raises(ValueError, match=f"more than {MAX_SIZE} nodes"):
+        az.parse(full(9))
+    # offspring never leave the limits, however often they grow
+    from autoloss_zero.expr.mutate import MutationConfig, offspring_with_label
+    from autoloss_zero.expr.ops import DEFAULT_OPERATORS
+
+    cfg = MutationConfig(copy=0.0, reinit=0.0, weights={"insert": 1.0}, mutations=100)
+    rng = np.random.default_rng(0)
+    child = e
+    for _ in range(5):
+        child, _ = offspring_with_label(child, rng, ("yhat", "y", "1"), DEFAULT_OPERATORS, cfg)
+    assert child.depth <= MAX_DEPTH and child.size <= MAX_SIZE
+    az.parse(str(child))

@@ -136,14 +136,18 @@ def test_user_task_by_import_path(tmp_path, examples_on_path):
     assert float(module(pred, target)) == pytest.approx(want, rel=1e-9, nan_ok=True)
 
 
-def test_failing_task_is_recorded_and_the_search_goes_on(tmp_path, tests_on_path):
+def test_failing_task_is_recorded_and_the_search_stops_with_the_reason(tmp_path,
+                                                                      tests_on_path):
+    from autoloss_zero.search.evolution import SAME_FAILURES, SearchError
+
     cfg = tiny_config()
-    with az.search("user_tasks:FailingTask", "accuracy", 4, tmp_path / "f.db", cfg,
-                   workers=1) as r:
-        counts = r.counts()
-        assert counts["failed"] == 4 and r.started() == 4
-        reasons = {c.reason for c in r.candidates() if c.status == "failed"}
-        assert reasons == {"RuntimeError: user code broke on purpose"}
+    with pytest.raises(SearchError, match=f"first {SAME_FAILURES} proxy trainings all failed: "
+                                          "RuntimeError: user code broke on purpose"):
+        az.search("user_tasks:FailingTask", "accuracy", 10, tmp_path / "f.db", cfg, workers=1)
+    with StudyReader(tmp_path / "f.db") as r:  # the failures are recorded
+        failed = [c for c in r.candidates() if c.status == "failed"]
+        assert len(failed) == SAME_FAILURES
+        assert {c.reason for c in failed} == {"RuntimeError: user code broke on purpose"}
 
 
 def test_invalid_loss_stops_training(tmp_path):
@@ -225,8 +229,14 @@ def test_screening_errors_are_recorded_and_stop_clearly(tmp_path, tests_on_path)
     from autoloss_zero.search.evolution import SearchError
 
     cfg = tiny_config()
-    cfg.screening.max_tries = 30
-    with pytest.raises(SearchError, match="no candidate passed screening in 30 tries.*"
-                                          "screening raised KeyError"):
+    cfg.screening.max_tries = 2000  # the same error 20 times stops it far earlier (most
+    # random candidates are rejected before the task is asked: no prediction or no target)
+    with pytest.raises(SearchError, match="no candidate passed screening: 20 tries failed "
+                                          "the same way: screening raised KeyError"):
         az.search("user_tasks:BrokenScreeningTask", "accuracy", 2, tmp_path / "b.db", cfg,
+                  workers=1)
+    cfg.screening.max_tries = 100  # fewer errors than the streak: the old message, same cause
+    with pytest.raises(SearchError, match="no candidate passed screening in 100 tries.*"
+                                          "screening raised KeyError"):
+        az.search("user_tasks:BrokenScreeningTask", "accuracy", 2, tmp_path / "c.db", cfg,
                   workers=1)

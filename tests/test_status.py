@@ -25,7 +25,7 @@ def test_the_facts_of_each_status():
 
 def test_rows_are_written_as_strings_and_read_as_statuses(tmp_path):
     path = tmp_path / "s.db"
-    s = Study(path)
+    s = Study(path, meta={"task": "classification", "metric": "accuracy", "config": {}})
     s.insert([Candidate(id=i, step=i, formula="y", normal="y", status=st)
               for i, st in enumerate(Status, 1)])
     s.close()

@@ -10,13 +10,14 @@ import textwrap
 
 import pytest
 
+from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.study import Candidate, Study, StudyError, StudyReader
 from conftest import INNER_TIMEOUT
 
 
 def _make(path):
-    s = Study(path)
-    s.set_meta({"task": "classification", "metric": "accuracy"})
+    s = Study(path, meta={"task": "classification", "metric": "accuracy",
+                          "config": SearchConfig().to_dict()})
     s.insert([Candidate(id=1, step=0, formula="y", normal="y", status="rejected"),
               Candidate(id=2, step=0, formula="Log(yhat)", normal="Log(yhat)",
                         status="evaluated", score=0.5, metrics={"accuracy": 0.5})])

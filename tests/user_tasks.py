@@ -31,3 +31,19 @@ class BrokenScreeningTask(ClassificationTask):
 
     def branch_inputs(self, raw, target):
         raise KeyError("no such output")
+
+
+class MarkingSlowTask(ClassificationTask):
+    """Screens like classification; its training touches $AUTOLOSS_ZERO_TEST_MARK (so a test
+    knows a worker is busy), then sleeps far past any sane timeout."""
+
+    name = "marking-slow"
+
+    def train(self, loss_fn, **kwargs):
+        import os
+        import time
+        from pathlib import Path
+
+        Path(os.environ["AUTOLOSS_ZERO_TEST_MARK"]).write_text(str(os.getpid()))
+        time.sleep(600)
+        return {"accuracy": 0.0}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 
 from .errors import USER_ERRORS
+from .textutil import clip, one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -65,6 +67,26 @@ def _overrides(seed: int | None, fix: list[str] | None = None) -> dict:
     if fix:
         out["fixed"] = _fixed(fix)
     return out
+def _finite(value: float | None) -> float | None:
+    """Typer callback: float options must be finite (``nan`` passes every comparison)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+MAX_SEED = 2**63 - 1
+MAX_PROCESSES = 1024
+"""Most local processes one command starts (a typo like --workers 100000 is refused)."""
+TRUST_HELP = ("Allow importing the task and operator modules the study names (they run "
+              "code): only for a study you trust.")
+
+
+def _check_device(device: Device) -> None:
+    """A one-line error for ``--device cuda`` without CUDA (before any work starts)."""
+    if device == Device.cuda:
+        from .search.engines import cuda_devices
+
+        cuda_devices()
 
 
 def _fixed(items: list[str] | None) -> dict[str, str]:
@@ -72,7 +94,7 @@ def _fixed(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         branch, sep, loss = item.partition("=")
         if not sep or not branch.strip() or not loss.strip():
-            raise typer.BadParameter(f"expected BRANCH=LOSS, got {item!r}", param_hint="--fix")
+            raise typer.BadParameter(f"expected BRANCH=LOSS, got {clip(item)}", param_hint="--fix")
         out[branch.strip()] = loss.strip()
     return out
 
@@ -112,7 +134,7 @@ def check(
                                                 "'Neg(Mul(y, Log(yhat)))'.")],
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seed: Annotated[int | None, typer.Option(
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED,
         help="Master seed: the screening samples of a search with this seed (default: "
              "the config's, else 0).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
@@ -124,6 +146,7 @@ def check(
     from .search.resolve import resolve_config
     from .tasks import get_task
 
+    _check_device(device)
     cfg = resolve_config(None, config, _overrides(seed)).config
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
@@ -152,8 +175,10 @@ def search(
                                         "proxy-training equivalents (see below).")],
     study: Annotated[Path, typer.Option(help="Study file (SQLite); an existing one resumes.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Master seed (default 0).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED,
+                                             help="Master seed (default 0).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Workers (default: cores).")] = None,
     engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
@@ -161,7 +186,9 @@ def search(
     fix: Annotated[list[str] | None, typer.Option(
         help="Keep a branch fixed: BRANCH=LOSS (a baseline id or a formula).")] = None,
     time_limit: Annotated[float | None, typer.Option(
-        min=0, help="Stop making candidates after this many seconds (resume later).")] = None,
+        min=0, callback=_finite,
+        help="Stop making candidates after this many seconds (resume later).")] = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ):
     """Run a search, or resume the one stored in --study.
@@ -174,7 +201,8 @@ def search(
     with SearchProgress(enabled=not quiet) as progress:
         reader = run_search(task, metric, budget, study, config, overrides=_overrides(seed, fix),
                             workers=workers, engine=engine.value, scheduler=scheduler,
-                            device=device.value, progress=progress, time_limit=time_limit)
+                            device=device.value, progress=progress, time_limit=time_limit,
+                            trust_study=trust_study)
     with reader:
         _print_leaderboard(reader, top=5)
 
@@ -243,12 +271,16 @@ def show(
 @app.command()
 def confirm(
     study: Annotated[Path, typer.Argument(help="Study file.")],
-    top: Annotated[int, typer.Option(min=1, help="How many losses of the ranking.")] = 3,
-    seeds: Annotated[int, typer.Option(min=1, help="Full-schedule trainings per loss.")] = 2,
-    workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: cores).")] = None,
+    top: Annotated[int, typer.Option(min=1, max=10_000,
+                                     help="How many losses of the ranking.")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, max=10_000,
+                                       help="Full-schedule trainings per loss.")] = 2,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Workers (default: cores).")] = None,
     engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Re-train the top losses with the full schedule, scored on the validation split.
@@ -262,7 +294,8 @@ def confirm(
             typer.echo(f"[{done}/{total}] confirmation trainings", err=True)
 
     with run_confirm(study, top, seeds, workers=workers, engine=engine.value,
-                     scheduler=scheduler, device=device.value, progress=progress) as r:
+                     scheduler=scheduler, device=device.value, progress=progress,
+                     trust_study=trust_study) as r:
         if not as_json:
             _print_leaderboard(r, top)
             return
@@ -279,11 +312,15 @@ def export(
     rank: Annotated[int, typer.Option(min=1, help="Which loss (1 = best).")] = 1,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")]
     = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
 ):
     """Export a found loss: standalone PyTorch source, LaTeX, or JSON."""
     from .export import export_text
+    from .paths import check_output
 
-    text = export_text(study, format.value, rank)
+    if output is not None:
+        check_output(output, [], studies=[study])
+    text = export_text(study, format.value, rank, trust=trust_study, hint="--trust-study")
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -298,7 +335,10 @@ def plot(
     top: Annotated[int, typer.Option(min=1, help="Mean of the top-K scores.")] = 5,
 ):
     """Plot search progress: mean of the top-5 population scores vs evaluations."""
+    from .paths import check_output
     from .report import plot_studies
+
+    check_output(output, [], studies=studies)
 
     typer.echo(f"wrote {plot_studies(studies, output, top)}")
 
@@ -310,7 +350,13 @@ def report(
     top: Annotated[int, typer.Option(min=1, help="Losses per leaderboard.")] = 10,
 ):
     """Write a Markdown report: plot, counts, time per stage, leaderboards with LaTeX."""
+    from .paths import check_output
     from .report import write_report
+
+    check_output(output, [], studies=studies)
+    if output.exists() and not output.is_file():  # e.g. /dev/null: its .png would be beside it
+        raise typer.BadParameter(f"{output} is not a regular file", param_hint="-o")
+    check_output(output.with_suffix(".png"), [], option="-o (its .png plot)", studies=studies)
 
     typer.echo(f"wrote {write_report(studies, output, top)}")
 
@@ -323,8 +369,10 @@ app.add_typer(bench_app, name="bench")
 def bench_rejection(
     task: Annotated[str, typer.Option(help="Task id or package.module:Class.")],
     metric: Annotated[str | None, typer.Option(help="Metric (default: the task's first).")] = None,
-    seconds: Annotated[float, typer.Option(min=1, help="Seconds for each protocol.")] = 30.0,
-    processes: Annotated[int | None, typer.Option(min=1, help="Screening processes "
+    seconds: Annotated[float, typer.Option(min=1, callback=_finite,
+                                           help="Seconds for each protocol.")] = 30.0,
+    processes: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                  help="Screening processes "
                                                   "(default: one per core).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config (screening settings).")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
@@ -364,22 +412,32 @@ def compare(
         help="A baseline id, a formula, study:PATH#K, or a per-branch mix "
              "'BRANCH=LOSS; BRANCH=LOSS; ...' (each LOSS a branch baseline id or a formula; "
              "every branch once). Repeat the option.")],
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per loss.")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, max=10_000, help="Seeds per loss.")] = 3,
     variant: Annotated[str | None, typer.Option(help="Transfer variant of the task.")] = None,
     schedule: Annotated[Schedule, typer.Option(help="Training schedule.")] = Schedule.full,
-    workers: Annotated[int | None, typer.Option(min=1, help="Parallel trainings.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Parallel trainings.")] = None,
     device: Annotated[Device, typer.Option()] = Device.cpu,
     results: Annotated[Path | None, typer.Option(
         help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
     config: Annotated[Path | None, typer.Option(
         help="TOML config: its [task_options] are passed to the task.")] = None,
+    trust_study: Annotated[bool, typer.Option("--trust-study", help=TRUST_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Re-train with each loss over seeds; every metric of the task, mean and std."""
     from .compare import compare as run_compare
+    from .paths import check_output
     from .search.config import SearchConfig
 
-    options = SearchConfig.from_toml(config).task_options if config else {}
+    _check_device(device)
+    cfg = SearchConfig.from_toml(config) if config else SearchConfig()
+    options = cfg.task_options if config else {}
+    if results is not None:
+        studies = [spec[len("study:"):].partition("#")[0] for spec in loss
+                   if spec.strip().startswith("study:")]
+        check_output(results, [config] if config else [], option="--results",
+                     studies=[s.strip() for s in studies])
 
     def progress(done, total, rec):
         if not as_json:
@@ -388,7 +446,8 @@ def compare(
                        f"{rec['status']} {m}", err=True)
 
     res = run_compare(task, loss, seeds, variant, schedule.value, workers, device.value,
-                      results, progress=progress, task_options=options)
+                      results, progress=progress, task_options=options,
+                      operator_modules=cfg.operator_modules, trust_study=trust_study)
     if as_json:
         _echo_json(res.to_dict())
         return
@@ -497,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        typer.echo(f"error: {exc.format_message()}{hint}".replace("\n", " "), err=True)
+        typer.echo(one_line(f"error: {exc.format_message()}{hint}"), err=True)
         sys.exit(2)
     except typer.Abort:
         typer.echo("interrupted", err=True)
@@ -509,12 +568,12 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}".replace("\n", " "), err=True)
+        typer.echo(one_line(f"error: {exc}"), err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback, for anything else
         if debug:
             raise
-        msg = f"internal error: {type(exc).__name__}: {exc}".replace("\n", " ")
+        msg = one_line(f"internal error: {type(exc).__name__}: {exc}")
         typer.echo(msg + " (set AUTOLOSS_ZERO_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskError
-from .expr.ops import DEFAULT_NAMES
+from .expr.ops import DEFAULT_NAMES, import_operator_modules
 from .search.engines import Engine, create_engine
 from .search.status import Status
 from .search.worker import make_job
 from .tasks import get_task, task_id
 from .tasks.base import PROXY, Task, default_split
+from .textutil import clip
 
 
 @dataclass
@@ -33,6 +34,8 @@ class LossSpec:
     baseline: str | None = None
     fixed: dict = field(default_factory=dict)
     operators: list = field(default_factory=lambda: list(DEFAULT_NAMES))
+    operator_modules: list = field(default_factory=list)
+    """Modules that register user operators (not part of ``key``: results files stay valid)."""
 
     @property
     def key(self) -> str:
@@ -52,10 +55,10 @@ def mix(task: Task, spec: str) -> LossSpec | None:
     for part in parts:
         branch, _, loss = (x.strip() for x in part.partition("="))
         if branch not in task.branch_names:
-            raise TaskError(f"task {task.name} has no branch {branch!r} "
+            raise TaskError(f"task {task.name} has no branch {clip(branch, 40)} "
                             f"(branches: {', '.join(task.branch_names)})")
         if branch in fixed or any(f.startswith(f"{branch}: ") for f in formulas):
-            raise TaskError(f"branch {branch!r} given twice in {spec!r}")
+            raise TaskError(f"branch {clip(branch, 40)} given twice in {clip(spec)}")
         try:
             task.branch_baseline(branch, loss)
             fixed[branch] = loss
@@ -64,15 +67,19 @@ def mix(task: Task, spec: str) -> LossSpec | None:
     missing = [b for b in task.branch_names if b not in fixed
                and not any(f.startswith(f"{b}: ") for f in formulas)]
     if missing:
-        raise TaskError(f"the mix {spec!r} gives no loss for branch(es) {', '.join(missing)}")
+        raise TaskError(f"the mix {clip(spec)} gives no loss for branch(es) {', '.join(missing)}")
     formula = ""
     if formulas:
         formula = str(task.as_task_loss("; ".join(formulas), fixed))  # validates each formula
     return LossSpec(spec, formula=formula, fixed=fixed)
 
 
-def resolve(task: Task, spec: str) -> LossSpec:
-    """A baseline id, ``study:PATH#K``, a per-branch mix (:func:`mix`), or a formula."""
+def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> LossSpec:
+    """A baseline id, ``study:PATH#K``, a per-branch mix (:func:`mix`), or a formula.
+
+    A study is read without importing code it names: its task must be ``task`` (named by
+    the user), and its operator modules must be in ``operator_modules`` (from a config the
+    user passed) unless ``trust``."""
     spec = spec.strip()
     mixed = mix(task, spec)
     if mixed is not None:
@@ -87,12 +94,12 @@ def resolve(task: Task, spec: str) -> LossSpec:
         try:
             k = int(rank or 1)
         except ValueError:
-            raise TaskError(f"bad study reference {spec!r}: use study:PATH#K") from None
-        sl = StudyLoss(path, k)
-        if sl.meta["task"] != task_id(task):
-            raise TaskError(f"{path} is a study of task {sl.meta['task']}, not {task_id(task)}")
+            raise TaskError(f"bad study reference {clip(spec)}: use study:PATH#K") from None
+        sl = StudyLoss(path, k, task=task, trust=trust, operator_modules=operator_modules,
+                       hint="--trust-study")
         return LossSpec(spec, formula=str(sl.loss), fixed=sl.fixed_baselines,
-                        operators=list(sl.operators.names))
+                        operators=list(sl.operators.names),
+                        operator_modules=list(sl.config.operator_modules))
     loss = task.as_task_loss(spec)  # raises ValueError with the position if malformed
     return LossSpec(spec, formula=str(loss))
 
@@ -127,6 +134,17 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "variant": self.variant, "schedule": self.schedule,
                 "seeds": self.seeds, "metrics": list(self.metrics), "losses": self.summary()}
+
+
+def _check_not_all_failed(rows: list[dict]) -> None:
+    """TaskError when every training failed (an exception, not a NaN loss): the cause is
+    the task or its options, and a table of failures would hide it."""
+    reasons = [r.get("reason") or "unknown" for row in rows for r in row["runs"]]
+    if reasons and all(r["status"] == "failed" for row in rows for r in row["runs"]):
+        common = max(set(reasons), key=reasons.count)
+        raise TaskError(f"every training failed ({reasons.count(common)} of {len(reasons)}: "
+                        f"{common})")
+
 
 
 def _run_key(task: Task, schedule: str, spec: LossSpec, seed: int,
@@ -179,16 +197,22 @@ def compare(
     progress=None,
     task_options: dict | None = None,
     split: str | None = None,
+    operator_modules=(),
+    trust_study: bool = False,
 ) -> Comparison:
     """Train every loss with ``seeds`` seeds and collect every metric (mean, std), scored
-    on ``split`` (default: the schedule's own, see :func:`~.tasks.base.default_split`)."""
+    on ``split`` (default: the schedule's own, see :func:`~.tasks.base.default_split`).
+
+    ``operator_modules``: modules of user operators the caller allows (from its config);
+    ``trust_study``: let ``study:`` losses import the operator modules they name."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
     if not losses:
         raise ValueError("give at least one loss to compare")
     base = get_task(task, **(task_options or {})) if isinstance(task, str) else task
     t = base.with_variant(variant)
-    specs = [resolve(t, s) for s in losses]
+    import_operator_modules(operator_modules)
+    specs = [resolve(t, s, operator_modules, trust_study) for s in losses]
     done = read_runs(results, t)
     jobs, runs = [], {}
     for i, spec in enumerate(specs):
@@ -197,7 +221,8 @@ def compare(
             runs[(i, seed)] = done.get(key)
             if runs[(i, seed)] is None:
                 job = make_job(len(jobs), task_id(t), t.config, spec.formula or "",
-                               t.metrics[0], seed, operators=spec.operators, fixed=spec.fixed,
+                               t.metrics[0], seed, operators=spec.operators,
+                               operator_modules=spec.operator_modules, fixed=spec.fixed,
                                device=device, schedule=schedule, baseline=spec.baseline,
                                split=split)
                 jobs.append((i, seed, key, job))
@@ -229,4 +254,5 @@ def compare(
     rows = [{"loss": spec.label, "formula": spec.formula,
              "runs": [dict(runs[(i, s)], seed=s) for s in range(seeds)]}
             for i, spec in enumerate(specs)]
+    _check_not_all_failed(rows)
     return Comparison(task_id(t), variant or "default", schedule, seeds, t.metrics, rows)

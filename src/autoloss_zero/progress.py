@@ -30,11 +30,14 @@ class SearchProgress:
         self._last = 0.0
 
     def __enter__(self):
-        self._progress.__enter__()
+        # The bar starts with the first progress report: an error found before the search
+        # starts (bad options, a bad study) stays a one-line message.
+        self._started = False
         return self
 
     def __exit__(self, *exc):
-        self._progress.__exit__(*exc)
+        if getattr(self, "_started", False):
+            self._progress.__exit__(*exc)
 
     def __call__(self, evo, budget: int) -> None:
         if not self.enabled:
@@ -49,6 +52,9 @@ class SearchProgress:
         line = (f"screened {s.screened} rejected {s.rejected} duplicates {s.duplicates}"
                 f" | best {best_text}")
         done = sum(1 for st in evo.status.values() if st.is_finished())
+        if not getattr(self, "_started", True):
+            self._progress.__enter__()
+            self._started = True
         if self._task is None:
             self._task = self._progress.add_task("search", total=budget, line=line)
         self._progress.update(self._task, completed=min(done, budget), total=budget, line=line)

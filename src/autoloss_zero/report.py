@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from pathlib import Path
 
 from .expr.ops import get_operators
 from .expr.symbolic import to_latex
-from .expr.tree import parse
+from .expr.tree import formula_leaves, parse
 from .search.config import SearchConfig
 from .search.status import STARTED, Status
 from .search.study import StudyReader
+from .textutil import md_code, md_text, one_line
 
 
 def top_k_curve(reader: StudyReader, k: int = 5) -> tuple[list[int], list[float]]:
@@ -40,7 +42,7 @@ def top_k_curve(reader: StudyReader, k: int = 5) -> tuple[list[int], list[float]
 
 def _label(reader: StudyReader, path: Path) -> str:
     meta = reader.meta()
-    return f"{path.stem} ({meta['task']}/{meta['metric']})"
+    return one_line(f"{path.stem} ({meta['task']}/{meta['metric']})", 120)
 
 
 def plot_studies(paths: list[str | Path], out: str | Path, k: int = 5) -> Path:
@@ -82,7 +84,10 @@ def study_section(path: Path, top: int = 10) -> list[str]:
         counts = r.counts()
         rows = r.candidates()
         board = r.leaderboard(top)
-        ops = get_operators(meta.get("operators"))
+        try:  # user operators are known only if their module is already imported
+            ops = get_operators(meta.get("operators"))
+        except ValueError:
+            ops = None
         stats = meta.get("stats", {})
     train_s = sum(c.train_s or 0 for c in rows)
     screen_s = sum(c.screen_s or 0 for c in rows)
@@ -90,8 +95,9 @@ def study_section(path: Path, top: int = 10) -> list[str]:
     shortcut = sum(1 for c in rows if c.status == Status.REJECTED and c.fingerprint is None
                    and c.duplicate_of is None)
     started = sum(counts[s] for s in STARTED)
+    metric = md_text(meta["metric"], 80)
     lines = [
-        f"## {path.name}: {meta['task']} / {meta['metric']}", "",
+        f"## {md_text(path.name, 200)}: {md_text(meta['task'], 120)} / {metric}", "",
         f"Created {time.strftime('%Y-%m-%d %H:%M', time.localtime(meta.get('created', 0)))}; "
         f"budget {meta.get('budget')}; seed {meta['config']['seed']}.", "",
         "| candidates | screened | rejected | short-cut | duplicates | trainings | evaluated "
@@ -104,21 +110,29 @@ def study_section(path: Path, top: int = 10) -> list[str]:
         "Time per stage: screening " + _seconds(screen_s)
         + f", proxy training {_seconds(train_s)} (summed over workers)"
         + f", driver {_seconds(stats.get('driver_s'))}, wall {_seconds(stats.get('wall_s'))}.",
-        "", f"| rank | {meta['metric']} | formula | LaTeX |", "|---|---|---|---|",
+        "", f"| rank | {metric} | formula | LaTeX |", "|---|---|---|---|",
     ]
     spec = _leaf_spec(meta)
     for i, c in enumerate(board, 1):
-        try:
-            tex = to_latex(parse(c.formula, leaves=spec, operators=ops), ops)
-        except ValueError:
-            tex = ""
-        lines.append(f"| {i} | {c.score:.4f} | `{c.formula}` | ${tex}$ |")
+        tex = ""
+        if ops is not None:
+            try:
+                leaves = spec or formula_leaves(c.formula, ops)
+                tex = to_latex(parse(c.formula, leaves=leaves, operators=ops), ops)
+            except ValueError:
+                pass
+        lines.append(f"| {i} | {c.score:.4f} | {md_code(c.formula)} | ${tex}$ |")
     return lines
 
 
 def _leaf_spec(meta: dict):
+    """The task's leaves by branch, or None (then read from each formula): a report
+    imports no code a study names (see ``trust.py``)."""
     from .tasks import get_task
+    from .trust import already_imported, builtin_task
 
+    if not (builtin_task(meta["task"]) or already_imported(meta["task"])):
+        return None
     try:
         task = get_task(meta["task"], **meta.get("task_config", {}))
     except ValueError:
@@ -137,6 +151,13 @@ def _is_formula(text: str, leaves) -> bool:
         return False
 
 
+def _md_link(name: str) -> str:
+    """A relative link target: plain names as they are, others in <...> with <, > quoted."""
+    if re.fullmatch(r"[\w.-]+", name):
+        return name
+    return "<" + name.replace("<", "%3C").replace(">", "%3E").replace("\n", "%0A") + ">"
+
+
 def write_report(paths: list[str | Path], out: str | Path, top: int = 10) -> Path:
     """Markdown: a plot of the search(es) and, per study, counts, time and leaderboard."""
     out = Path(out)
@@ -145,8 +166,8 @@ def write_report(paths: list[str | Path], out: str | Path, top: int = 10) -> Pat
     plot_studies(paths, png)
     lines = ["# autoloss-zero report", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} from "
-             + ", ".join(f"`{p}`" for p in paths) + ".", "",
-             f"![search progress]({png.name})", "",
+             + ", ".join(md_code(p, 300) for p in paths) + ".", "",
+             f"![search progress]({_md_link(png.name)})", "",
              "Curve: the mean of the top-5 scores in the population after each proxy "
              "training (the paper's Figure 4).", ""]
     for p in paths:

@@ -27,6 +27,7 @@ chosen subtree of the second (as in genetic programming); ``sum`` adds the two t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,10 +35,13 @@ import numpy as np
 
 from .ops import OperatorSet, get_operators
 from .random import as_rng, below, check_leaves, grow
-from .tree import DEFAULT_LEAVES, Expr, Node, node_size
+from .tree import DEFAULT_LEAVES, MAX_DEPTH, MAX_SIZE, Expr, Node, node_depth, node_size
 
 MUTATIONS = ("insert", "delete", "replace", "graft")
 RECOMBINATIONS = ("crossover", "sum")
+MAX_INIT_DEPTH = 8
+"""Largest ``mutation.depth``: a full binary tree of depth 8 has 511 nodes, within
+``parse``'s limits (``tree.MAX_SIZE``), so every random tree can be read back."""
 
 
 @dataclass
@@ -82,6 +86,9 @@ class MutationConfig:
                 f"unknown mutation kind(s) {', '.join(sorted(unknown))}; known: "
                 f"{', '.join(MUTATIONS)}"
             )
+        for k, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                raise ValueError(f"mutation.weights.{k} must be a finite number, got {w!r:.40}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
         if not 0.0 <= self.recombine <= 1.0:
@@ -90,15 +97,21 @@ class MutationConfig:
         if unknown:
             raise ValueError(f"unknown recombination kind(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(RECOMBINATIONS)}")
+        for k, w in self.recombination.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                raise ValueError(f"mutation.recombination.{k} must be a finite number, "
+                                 f"got {w!r:.40}")
         if any(w < 0 for w in self.recombination.values()) or \
                 sum(self.recombination.values()) <= 0:
             raise ValueError("mutation.recombination must be >= 0 with a positive sum")
-        if self.mutations < 1:
-            raise ValueError("mutation.mutations must be >= 1")
-        if self.depth < 0:
-            raise ValueError("mutation.depth must be >= 0")
-        if self.max_size is not None and self.max_size < 1:
-            raise ValueError("mutation.max_size must be >= 1 or None")
+        if not 1 <= self.mutations <= 100:
+            raise ValueError(f"mutation.mutations must be in 1..100, got {self.mutations}")
+        if not 0 <= self.depth <= MAX_INIT_DEPTH:
+            raise ValueError(f"mutation.depth must be in 0..{MAX_INIT_DEPTH}, got {self.depth}")
+        if self.max_size is not None and (isinstance(self.max_size, bool) or not isinstance(
+                self.max_size, int) or not 1 <= self.max_size <= MAX_SIZE):
+            raise ValueError(f"mutation.max_size must be in 1..{MAX_SIZE} or None, "
+                             f"got {self.max_size}")
 
 
 def _paths(node: Node, prefix: tuple = (), out: list | None = None, ops_only=False) -> list:
@@ -199,7 +212,7 @@ def mutate(
     leaves: Sequence[str] = DEFAULT_LEAVES,
     operators: OperatorSet | Sequence[str] | None = None,
 ) -> Expr:
-    """Apply one mutation ``kind`` in ``{"insert", "delete", "replace"}``."""
+    """Apply one mutation ``kind`` (one of :data:`MUTATIONS`)."""
     fn = _DISPATCH.get(kind)
     if fn is None:
         raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(MUTATIONS)}")
@@ -257,7 +270,7 @@ def make_child(
             if how == "sum" and "Add" not in ops.names:
                 how = "crossover"
             node = recombine(expr.node, other.node, rng, how)
-            if config.max_size is None or node_size(node) <= config.max_size:
+            if within_limits(node, config.max_size):
                 return Expr(node), how
         return expr, "copy"
     for _ in range(100):
@@ -270,9 +283,16 @@ def make_child(
                 node = _DISPATCH[k](node, rng, leaves, ops)
                 kinds.append(k)
             label = "+".join(kinds)
-        if config.max_size is None or node_size(node) <= config.max_size:
+        if within_limits(node, config.max_size):
             return Expr(node), label
     return expr, "copy"
+
+
+def within_limits(node: Node, max_size: int | None = None) -> bool:
+    """Whether ``parse`` accepts the tree (and it has at most ``max_size`` nodes)."""
+    size = node_size(node)
+    return size <= (MAX_SIZE if max_size is None else min(max_size, MAX_SIZE)) and (
+        size <= MAX_DEPTH or node_depth(node) <= MAX_DEPTH)
 
 
 def offspring_with_label(

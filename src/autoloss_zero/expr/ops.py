@@ -140,7 +140,13 @@ def min_pool(x):
 
 
 def _sp():
-    import sympy  # slow to import: only when a sympy expression is asked for
+    """sympy, imported when a sympy expression is first asked for (it is slow to import).
+
+    Log and Sqrt are the sign-protected sign(a) * log(|a| + eps) and sign(a) *
+    sqrt(|a| + eps): written out, each refers to its argument twice, so nested ones would
+    grow exponentially (a chain of 12 Log took seconds). They stay named functions,
+    ``slog`` and ``ssqrt``, as in the LaTeX."""
+    import sympy
 
     return sympy
 
@@ -167,7 +173,7 @@ def _builtin() -> list[Operator]:
         helper("Inv", inv, r"\frac{{1}}{{{0} + \epsilon}}",
                sympy=lambda a: 1 / (a + _epsilon())),
         helper("Log", slog, r"\operatorname{{slog}}\left({0}\right)", parity="odd",
-               sympy=lambda a: _sp().sign(a) * _sp().log(_sp().Abs(a) + _epsilon())),
+               sympy=lambda a: _sp().Function("slog")(a)),
         Operator("Exp", 1, torch.exp, r"e^{{{0}}}", "torch.exp({0})", lambda a: _sp().exp(a),
                  nonnegative=True),
         Operator("Tanh", 1, torch.tanh, r"\tanh\left({0}\right)", "torch.tanh({0})",
@@ -175,7 +181,7 @@ def _builtin() -> list[Operator]:
         Operator("Square", 1, torch.square, "{0}^{{2}}", "torch.square({0})", lambda a: a**2,
                  parity="even", nonnegative=True, fixes_one=True, operand_precedence=ATOM),
         helper("Sqrt", ssqrt, r"\operatorname{{ssqrt}}\left({0}\right)", parity="odd",
-               sympy=lambda a: _sp().sign(a) * _sp().sqrt(_sp().Abs(a) + _epsilon())),
+               sympy=lambda a: _sp().Function("ssqrt")(a)),
         helper("Mean_nhw", mean_nhw, r"\operatorname{{Mean}}_{{nhw}}\left({0}\right)",
                elementwise=False, parity="odd", idempotent=True, fixes_one=True),
         helper("Mean_c", mean_c, r"\operatorname{{Mean}}_{{c}}\left({0}\right)",
@@ -352,9 +358,16 @@ def register_operator(op: Operator) -> Operator:
 
 
 def import_operator_modules(modules: Iterable[str]) -> None:
-    """Import the modules that register user operators (see :func:`register_operator`)."""
+    """Import the modules that register user operators (see :func:`register_operator`);
+    a module that fails to import is a :class:`ConfigError` naming it."""
+    from ..errors import ConfigError, one_line
+
     for mod in modules:
-        importlib.import_module(mod)
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is a user error
+            raise ConfigError(f"operator_modules: cannot import {mod!r:.80}: "
+                              f"{one_line(exc, 200)}") from None
 
 
 def get_operators(names: Iterable[str] | OperatorSet | None = None,
@@ -367,14 +380,20 @@ def get_operators(names: Iterable[str] | OperatorSet | None = None,
         return DEFAULT_OPERATORS
     if isinstance(names, OperatorSet):
         return names
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise TypeError(
+            f"operators: expected a sequence of operator names, got {type(names).__name__}"
+        )
     names = list(names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"operators: names must be str, got {type(bad[0]).__name__} {bad[0]!r:.40}")
     if names == list(DEFAULT_NAMES):
         return DEFAULT_OPERATORS
     unknown = [n for n in names if n not in _REGISTRY]
     if unknown:
-        raise ValueError(
-            f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(_REGISTRY)}"
-        )
+        shown = ", ".join(repr(n)[:40] for n in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(f"unknown operator(s) {shown}; known: {', '.join(_REGISTRY)}")
     return OperatorSet(_REGISTRY[n] for n in names)
 
 

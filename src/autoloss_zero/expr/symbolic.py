@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import re
 from collections.abc import Sequence
 
+from ..textutil import clip, docstring_text
 from .compile import nchw, reduce_loss
 from .ops import ATOM, EPS, PRODUCT, SUM, OperatorSet, get_operators, registered
-from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, as_loss
+from .tree import CONSTANT, SINGLE_BRANCH, Expr, Loss, Node, _walk, as_loss
 
 _GREEK_HAT = {"yhat": r"\hat{y}"}
 
@@ -75,7 +77,12 @@ def to_latex(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
 
 
 def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = None):
-    """A sympy expression; a multi-branch loss gives the sum of its branches."""
+    """A sympy expression; a multi-branch loss gives the sum of its branches.
+
+    It mirrors the tree and is built unevaluated, in time linear in the tree's size
+    (sympy's automatic evaluation took seconds on some chains of 100 operators); call
+    ``.doit()`` or ``sympy.simplify`` on it to evaluate or simplify.
+    """
     import sympy as sp
 
     ops = get_operators(operators)
@@ -90,9 +97,10 @@ def to_sympy(x: Expr | Loss, operators: OperatorSet | Sequence[str] | None = Non
             return symbols[node]
         return ops[node[0]].to_sympy(*[conv(c) for c in node[1:]])
 
-    if isinstance(x, Expr):
-        return conv(x.node)
-    return sp.Add(*[conv(e.node) for _, e in x.branches])
+    with sp.evaluate(False):
+        if isinstance(x, Expr):
+            return conv(x.node)
+        return sp.Add(*[conv(e.node) for _, e in x.branches])
 
 
 # ---------------------------------------------------------------------------
@@ -111,8 +119,13 @@ def reserved_names(ops: OperatorSet) -> frozenset[str]:
 _RESERVED = reserved_names(get_operators())
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def py_name(leaf: str, reserved: frozenset[str] = _RESERVED) -> str:
     """A Python variable name for a leaf that cannot clash with the helpers."""
+    if not isinstance(leaf, str) or not _IDENTIFIER.match(leaf):
+        raise ValueError(f"leaf {clip(leaf, 40)} is not a valid name for generated source")
     if leaf in reserved or keyword.iskeyword(leaf):
         return f"{leaf}_"
     return leaf
@@ -136,6 +149,8 @@ def helpers_source(ops: OperatorSet) -> str:
 def _source(node: Node, ops: OperatorSet, reserved: frozenset[str]) -> str:
     if isinstance(node, str):
         return "one" if node == CONSTANT else py_name(node, reserved)
+    if node[0] not in ops:
+        raise ValueError(f"operator {clip(node[0], 40)} is not in the operator set")
     op = ops[node[0]]
     if op.source is None:
         raise ValueError(f"operator {op.name} has no Python source: make it from a named "
@@ -145,9 +160,11 @@ def _source(node: Node, ops: OperatorSet, reserved: frozenset[str]) -> str:
 
 def branch_function_source(name: str, expr: Expr, ops: OperatorSet) -> str:
     """``def branch_<name>(leaves...)`` returning Eq. (2) for (N, C, H, W)-like inputs."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"branch name {clip(name, 40)} is not a valid name for generated source")
     reserved = reserved_names(ops)
     leaves = sorted(expr.leaves - {CONSTANT})
-    lines = [f"def branch_{name}(leaves):", f'    """{name}: {expr}"""']
+    lines = [f"def branch_{name}(leaves):", f'    """{name}: {docstring_text(str(expr))}"""']
     for v in leaves:
         lines.append(f"    {py_name(v, reserved)} = nchw(leaves[{v!r}])")
     ref = py_name(leaves[0], reserved) if leaves else "ref"
@@ -181,6 +198,13 @@ def to_python(
     """
     ops = get_operators(operators)
     loss = as_loss(x)
+    if not isinstance(class_name, str) or not _IDENTIFIER.match(class_name) or \
+            keyword.iskeyword(class_name):
+        raise ValueError(f"class_name {clip(class_name, 40)} is not a Python identifier")
+    for _, e in loss.branches:  # every name that becomes code is checked (never pasted raw)
+        for n in _walk(e.node):
+            if isinstance(n, str) and n != CONSTANT:
+                py_name(n)
     funcs = [branch_function_source(n, e, ops) for n, e in loss.branches]
     extra = ""
     if transform is not None:
@@ -207,7 +231,7 @@ def to_python(
         )
     doc = header or f"Loss function exported by autoloss-zero.\n\nFormula: {loss}"
     parts = [
-        f'"""{doc}\n\nStandalone: needs only torch."""',
+        f'"""{docstring_text(doc)}\n\nStandalone: needs only torch."""',
         "import torch\nimport torch.nn.functional as F\nfrom torch import nn",
         helpers_source(ops),
         *funcs,
@@ -216,7 +240,7 @@ def to_python(
         parts.append(extra.strip("\n"))
     parts.append(
         f"class {class_name}(nn.Module):\n"
-        f'    """{loss}"""\n\n'
+        f'    """{docstring_text(str(loss))}"""\n\n'
         f"    formula = {str(loss)!r}\n\n" + forward
     )
     return "\n\n\n".join(parts)

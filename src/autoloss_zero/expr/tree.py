@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..textutil import clip
 from .ops import DEFAULT_OPERATORS, Operator, OperatorSet, get_operators, registered
 
 Node = str | tuple
@@ -21,41 +22,72 @@ DEFAULT_LEAVES: tuple[str, ...] = ("yhat", "y", CONSTANT)
 SINGLE_BRANCH = "loss"
 _LEAF_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
+MAX_DEPTH = 100
+"""The deepest tree :func:`parse` accepts (operators on the longest path to a leaf).
+
+Every method of :class:`Expr` (text, depth, size, normal form, ``to_module``, LaTeX,
+sympy, standalone source) works on every tree within these limits; a deeper or larger
+text is a clear ``ValueError`` at parse time. Searches never make such trees: their
+random trees have depth ``mutation.depth`` (at most 8) and offspring beyond the limits
+are drawn again (``expr.mutate``). The paper's trees have depth 3 to about 10."""
+MAX_SIZE = 1000
+"""The most nodes (operators and leaves) one expression of :func:`parse` may have."""
+
+
+def _walk(node: Node):
+    """Every node of a tree, parents before children (iterative: no recursion limit)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if not isinstance(n, str):
+            stack.extend(reversed(n[1:]))
+
 
 def node_text(node: Node) -> str:
-    if isinstance(node, str):
-        return node
-    return node[0] + "(" + ", ".join([node_text(c) for c in node[1:]]) + ")"
+    # Iterative, so that the text of any tree is available however deep it is. Leaves,
+    # ")" and ", " are all strings pushed on the stack and copied out as they come.
+    out: list[str] = []
+    stack: list = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, str):
+            out.append(n)
+            continue
+        out.append(n[0] + "(")
+        stack.append(")")
+        for i in range(len(n) - 1, 0, -1):
+            stack.append(n[i])
+            if i > 1:
+                stack.append(", ")
+    return "".join(out)
 
 
 def node_depth(node: Node) -> int:
-    if isinstance(node, str):
-        return 0
-    return 1 + max(node_depth(c) for c in node[1:])
+    best = 0
+    stack = [(node, 0)]
+    while stack:
+        n, d = stack.pop()
+        if isinstance(n, str):
+            best = max(best, d)
+        else:
+            stack.extend((c, d + 1) for c in n[1:])
+    return best
 
 
 def node_size(node: Node) -> int:
-    if isinstance(node, str):
-        return 1
-    return 1 + sum(node_size(c) for c in node[1:])
+    return sum(1 for _ in _walk(node))
 
 
 def node_leaves(node: Node, out: set | None = None) -> set:
     out = set() if out is None else out
-    if isinstance(node, str):
-        out.add(node)
-    else:
-        for c in node[1:]:
-            node_leaves(c, out)
+    out.update(n for n in _walk(node) if isinstance(n, str))
     return out
 
 
 def node_ops(node: Node, out: set | None = None) -> set:
     out = set() if out is None else out
-    if not isinstance(node, str):
-        out.add(node[0])
-        for c in node[1:]:
-            node_ops(c, out)
+    out.update(n[0] for n in _walk(node) if not isinstance(n, str))
     return out
 
 
@@ -248,9 +280,11 @@ class _Parser:
         self.leaves = leaves
         self.ops = operators
         self.pos = 0
+        self.nodes = 0
 
     def error(self, pos: int, what: str) -> ValueError:
-        return ValueError(f"position {pos + self.offset}: {what} in {self.full!r}")
+        at = pos + self.offset
+        return ValueError(f"position {at}: {what} in {clip(self.full, pos=at)}")
 
     def skip_ws(self):
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -264,9 +298,12 @@ class _Parser:
             raise self.error(self.pos, f"expected {ch!r} {after}, found {self.text[self.pos]!r}")
         self.pos += 1
 
-    def parse_node(self) -> Node:
+    def parse_node(self, depth: int = 0) -> Node:
         self.skip_ws()
         start = self.pos
+        self.nodes += 1
+        if self.nodes > MAX_SIZE:
+            raise self.error(start, f"more than {MAX_SIZE} nodes (the maximum size)")
         m = _TOKEN.match(self.text, self.pos)
         if m is None or self.pos >= len(self.text):
             raise self.error(self.pos, "expected an operator or a leaf, found end of text")
@@ -276,7 +313,8 @@ class _Parser:
         self.pos = m.end()
         if number is not None:
             if number != CONSTANT:
-                raise self.error(start, f"only the constant 1 is allowed, found {number!r}")
+                raise self.error(start, f"only the constant 1 is allowed, found "
+                                        f"{clip(number, 40)}")
             return CONSTANT
         # name: operator if followed by '(' else leaf
         save = self.pos
@@ -284,14 +322,16 @@ class _Parser:
         if self.pos < len(self.text) and self.text[self.pos] == "(":
             if name not in self.ops:
                 raise self.error(
-                    start, f"unknown operator {name!r} (known: {', '.join(self.ops.names)})"
+                    start, f"unknown operator {clip(name, 40)} (known: {', '.join(self.ops.names)})"
                 )
+            if depth >= MAX_DEPTH:
+                raise self.error(start, f"deeper than {MAX_DEPTH} operators (the maximum depth)")
             self.pos += 1
             arity = self.ops.arity[name]
-            children = [self.parse_node()]
+            children = [self.parse_node(depth + 1)]
             for _ in range(arity - 1):
                 self.expect(",", f"between the {arity} arguments of {name}")
-                children.append(self.parse_node())
+                children.append(self.parse_node(depth + 1))
             self.skip_ws()
             if self.pos < len(self.text) and self.text[self.pos] == ",":
                 raise self.error(self.pos, f"{name} takes {arity} argument(s), found more")
@@ -302,18 +342,46 @@ class _Parser:
             raise self.error(start, f"expected '(' after operator {name!r}")
         if name not in self.leaves:
             allowed = ", ".join(dict.fromkeys([*self.leaves, CONSTANT]))
-            raise self.error(start, f"unknown leaf {name!r} (allowed: {allowed})")
+            raise self.error(start, f"unknown leaf {clip(name, 40)} (allowed: {allowed})")
         return name
 
     def parse_all(self) -> Node:
         node = self.parse_node()
         self.skip_ws()
         if self.pos != len(self.text):
-            raise self.error(self.pos, f"unexpected text {self.text[self.pos:]!r} after the end")
+            raise self.error(self.pos, f"unexpected text {clip(self.text[self.pos:], 40)} after "
+                                       "the end")
         return node
 
 
 LeafSpec = Sequence[str] | Mapping[str, Sequence[str]] | None
+
+
+def _check_leaf_names(names, what: str) -> tuple[str, ...]:
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise TypeError(f"{what}: expected a sequence of leaf names, got {type(names).__name__}")
+    names = tuple(names)
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"{what}: leaf names must be str, got {type(n).__name__} {clip(n, 40)}")
+        if n != CONSTANT and not _LEAF_NAME.match(n):
+            raise ValueError(f"{what}: bad leaf name {clip(n, 40)} (lower-case letters, digits, "
+                             "'_'; not starting with a digit)")
+    return names
+
+
+def _check_leaf_spec(leaves) -> LeafSpec:
+    """``leaves`` of :func:`parse`, type-checked: None, names, or ``{branch: names}``."""
+    if leaves is None:
+        return None
+    if isinstance(leaves, Mapping):
+        out = {}
+        for branch, names in leaves.items():
+            if not isinstance(branch, str):
+                raise TypeError(f"leaves: branch names must be str, got {type(branch).__name__}")
+            out[branch] = _check_leaf_names(names, f"leaves[{branch!r}]")
+        return out
+    return _check_leaf_names(leaves, "leaves")
 
 
 def _leaves_for(leaves: LeafSpec, branch: str | None) -> tuple[str, ...]:
@@ -328,7 +396,7 @@ def _leaves_for(leaves: LeafSpec, branch: str | None) -> tuple[str, ...]:
                 "expression"
             )
         if branch not in leaves:
-            raise ValueError(f"unknown branch {branch!r} (branches: {', '.join(leaves)})")
+            raise ValueError(f"unknown branch {clip(branch, 40)} (branches: {', '.join(leaves)})")
         return tuple(leaves[branch])
     return tuple(leaves)
 
@@ -350,6 +418,7 @@ def parse(
     """
     if not isinstance(text, str):
         raise ValueError(f"expected formula text, got {type(text).__name__}")
+    leaves = _check_leaf_spec(leaves)
     ops = get_operators(operators) if operators is not None else DEFAULT_OPERATORS
     if not text.strip():
         raise ValueError("position 0: expected an expression, found empty text")
@@ -360,12 +429,14 @@ def parse(
     for part in text.split(";"):
         colon = part.find(":")
         if colon < 0:
-            raise ValueError(f"position {pos}: expected 'branch: EXPR' in {text!r}")
+            raise ValueError(f"position {pos}: expected 'branch: EXPR' in {clip(text, pos=pos)}")
         name = part[:colon].strip()
         if not _LEAF_NAME.match(name):
-            raise ValueError(f"position {pos}: bad branch name {name!r} in {text!r}")
+            raise ValueError(f"position {pos}: bad branch name {clip(name, 40)} in "
+                             f"{clip(text, pos=pos)}")
         if any(n == name for n, _ in branches):
-            raise ValueError(f"position {pos}: branch {name!r} given twice in {text!r}")
+            raise ValueError(f"position {pos}: branch {name!r} given twice in "
+                             f"{clip(text, pos=pos)}")
         body = part[colon + 1 :]
         branches.append(
             (name, _parse_expr(body, pos + colon + 1, text, _leaves_for(leaves, name), ops))
@@ -374,8 +445,22 @@ def parse(
     if isinstance(leaves, Mapping):
         missing = [b for b in leaves if b not in dict(branches)]
         if missing:
-            raise ValueError(f"missing branch(es) {', '.join(missing)} in {text!r}")
+            raise ValueError(f"missing branch(es) {', '.join(missing)} in {clip(text)}")
     return Loss(branches)
+
+
+_NAME_AND_NEXT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*([(:]?)")
+
+
+def formula_leaves(formula: str, operators) -> tuple[str, ...]:
+    """The leaf names of a formula in the text form, read from the text itself (names not
+    followed by ``(`` or ``:``): parsing a stored formula then needs no task code."""
+    out: dict[str, None] = {}
+    for m in _NAME_AND_NEXT.finditer(formula):
+        name, follow = m.groups()
+        if not follow and name not in operators:
+            out[name] = None
+    return tuple(out) or ("y",)
 
 
 # ---------------------------------------------------------------------------

@@ -52,6 +52,16 @@ class CandidateMaker:
             raise TaskError("every branch is fixed: nothing to search")
         return maker
 
+    def parse_loss(self, formula: str) -> Loss:
+        """A stored formula read back as a loss over the searched branches (ValueError if
+        it does not parse)."""
+        leaves = {b.name: b.leaves for b in self.task.branches
+                  if b.name not in self.fixed_baselines}
+        loss = parse(formula, leaves=leaves, operators=self.ops)
+        if isinstance(loss, Expr):
+            loss = Loss([(next(iter(leaves)), loss)])
+        return loss
+
     def random(self, rng: np.random.Generator) -> tuple[Loss, str]:
         """Every searched branch a fresh random tree of the configured depth."""
         branches = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,8 @@ class ScreeningConfig:
             raise ConfigError("screening.samples, .steps and .max_tries must be >= 1")
         if self.lr <= 0:
             raise ConfigError("screening.lr must be > 0")
+        if not -1e6 <= self.eta <= 1e6:  # finite: nan would accept every candidate
+            raise ConfigError(f"screening.eta must be a finite number, got {self.eta!r}")
 
 
 @dataclass
@@ -93,7 +97,7 @@ class EvaluationConfig:
     scored 0.19-0.24 mIoU depending on the seed)."""
 
     def __post_init__(self):
-        if self.timeout < 0 or self.retries < 0 or self.ahead < 0:
+        if not (self.timeout >= 0 and self.retries >= 0 and self.ahead >= 0):  # nan too
             raise ConfigError("evaluation.timeout, .retries and .ahead must be >= 0")
 
 
@@ -176,6 +180,7 @@ class SearchConfig:
     """Options passed to the task's constructor."""
 
     def __post_init__(self):
+        _check_search_fields(self)
         if self.strategy not in ("evolution", "random"):
             raise ConfigError("strategy must be 'evolution' or 'random'")
         if self.offspring_branches not in ("one", "all"):
@@ -218,7 +223,8 @@ def _build(cls, data: Any, prefix: str):
     if unknown:
         where = f" in [{prefix.rstrip('.')}]" if prefix else ""
         raise ConfigError(
-            f"unknown config key(s) {', '.join(unknown)}{where} (known: {', '.join(fields)})"
+            f"unknown config key(s) {', '.join(_short_key(k) for k in unknown[:5])}{where} "
+            f"(known: {', '.join(fields)})"
         )
     kwargs = {}
     for name, value in data.items():
@@ -235,17 +241,18 @@ def _build(cls, data: Any, prefix: str):
 
 
 def _coerce(value, default, name):
+    _check_number(value, name)
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            raise ConfigError(f"{name}: expected true or false, got {_short(value)}")
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if default is None or isinstance(value, type(default)):
         if isinstance(default, int) and isinstance(value, bool):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
+            raise ConfigError(f"{name}: expected a number, got {_short(value)}")
         return value
-    raise ConfigError(f"{name}: expected {type(default).__name__}, got {value!r}")
+    raise ConfigError(f"{name}: expected {type(default).__name__}, got {_short(value)}")
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -259,3 +266,49 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{key}: {json.dumps(va)} (stored) != {json.dumps(vb)} (given)")
     return out
+
+
+# ---------------------------------------------------------------------------
+# Value checks shared by every section (hostile or careless configs fail here, clearly)
+
+MAX_SEED = 2**63 - 1
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _short_key(key: str) -> str:
+    return key if len(key) <= 60 else _short(key)
+
+
+def _short(value) -> str:
+    from ..textutil import show
+
+    return show(value, 60)
+
+
+def _check_number(value, name: str) -> None:
+    """Every number of a config is finite and fits in 64 bits (``nan`` is no threshold)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SEED:
+        raise ConfigError(f"{name}: {_short(value)} is out of range")
+
+
+def _check_search_fields(cfg) -> None:
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or \
+            not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed: expected an integer in 0..2**63-1, got {_short(cfg.seed)}")
+    for name in ("operators", "operator_modules"):
+        value = getattr(cfg, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}: expected a list of names, got {_short(value)}")
+    bad = [m for m in cfg.operator_modules if not _MODULE_NAME.match(m)]
+    if bad:
+        raise ConfigError(f"operator_modules: {_short(bad[0])} is not a module name")
+    if not isinstance(cfg.fixed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in cfg.fixed.items()):
+        raise ConfigError(f"fixed: expected {{branch: formula or baseline id}}, got "
+                          f"{_short(cfg.fixed)}")
+    if not isinstance(cfg.task_options, dict):
+        raise ConfigError(f"task_options: expected a table, got {_short(cfg.task_options)}")
+    for key, value in cfg.task_options.items():
+        _check_number(value, f"task_options.{key}")

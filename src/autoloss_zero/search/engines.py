@@ -71,7 +71,7 @@ class _Proc:
         quiet = not os.environ.get("AUTOLOSS_ZERO_DEBUG")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "autoloss_zero.search.worker", str(job_r), str(res_w),
-             str(threads)],
+             str(threads), str(os.getpid())],
             pass_fds=(job_r, res_w), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if quiet else None,
             stderr=subprocess.DEVNULL if quiet else None,

@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from ..errors import SearchError, StudyError, one_line
-from ..expr.tree import Expr, Loss, parse
+from ..expr.tree import Expr, Loss
 from ..tasks import get_task, task_id
 from ..tasks.base import Task
 from .candidates import CandidateMaker
 from .config import SearchConfig
-from .engines import Engine, create_engine
+from .engines import Engine, create_engine, cuda_devices
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import Screener
@@ -48,8 +48,17 @@ from .resolve import ResolvedConfig, check_same_search, resolve_config
 from .seeds import derive_seed, stream
 from .status import Status
 from .study import Candidate, Evaluation, Study, StudyReader
-from .torch_settings import configure_torch
+from .torch_settings import configure_torch, flush_denormal_enabled
+from .validate import check_formulas
 from .worker import make_job
+
+SAME_FAILURES = 3
+"""The search stops when its first this many trainings (of this run) all fail for the same
+reason: a broken task or bad options, not a loss, is then the cause."""
+SAME_SCREENING_ERRORS = 20
+"""The search stops when screening raises the same error for this many candidates with no
+candidate passing in between (a task or operator that cannot screen anything), instead
+of trying ``screening.max_tries`` times."""
 
 
 @dataclass
@@ -130,6 +139,8 @@ class Evolution:
         self.rung_cost = 0.0
         self.next_eval_id = 1
         self.unit = task.schedule_cost("proxy")
+        self.error_streak = 0
+        self.first_failures: list[str] | None = []  # None once a training did not fail
 
     # -- helpers ----------------------------------------------------------------
     @property
@@ -140,12 +151,7 @@ class Evolution:
         return self._screener
 
     def parse_loss(self, formula: str) -> Loss:
-        leaves = {b.name: b.leaves for b in self.task.branches
-                  if b.name not in self.fixed_baselines}
-        loss = parse(formula, leaves=leaves, operators=self.ops)
-        if isinstance(loss, Expr):
-            loss = Loss([(next(iter(leaves)), loss)])
-        return loss
+        return self.maker.parse_loss(formula)
 
     def group_score(self, group: int) -> float | None:
         """The mean score of a group's proxy trainings (None: none evaluated, the worst)."""
@@ -280,7 +286,7 @@ class Evolution:
                 res = screener.screen(loss, optimize=self.config.screening.enabled)
             except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
                 row.status, row.reason = Status.REJECTED, f"screening raised {one_line(exc)}"
-                self.last_error = row.reason
+                self._screening_error(row.reason)
                 return
             self.stats.screened += 1
             self.stats.screen_s += res.seconds
@@ -289,6 +295,7 @@ class Evolution:
             if not res.accepted:
                 row.status, row.reason = Status.REJECTED, res.reason
                 return
+            self.error_streak = 0
             if eq and row.fingerprint is not None:
                 hit = self.index.by_gradient(row.fingerprint)
                 if hit is not None and self._reuse(row, hit, "gradient fingerprint"):
@@ -416,7 +423,30 @@ class Evolution:
             changed.append(w)
         self.stats.driver_s += time.perf_counter() - t0
         self.study.update(changed, {"stats": self.stats.__dict__})
+        self._check_first_failures(row)
         return row
+
+    # -- stopping early with the real cause ------------------------------------------
+    def _screening_error(self, reason: str) -> None:
+        self.error_streak = self.error_streak + 1 if reason == self.last_error else 1
+        self.last_error = reason
+        if self.error_streak >= SAME_SCREENING_ERRORS:
+            raise SearchError(f"no candidate passed screening: {self.error_streak} tries "
+                              f"failed the same way: {reason}")
+
+    def _check_first_failures(self, row: Candidate) -> None:
+        if self.first_failures is None:
+            return
+        if row.status != "failed":
+            self.first_failures = None
+            return
+        self.first_failures.append(row.reason or "")
+        if len(self.first_failures) >= SAME_FAILURES and len(set(self.first_failures)) == 1:
+            raise SearchError(
+                f"the first {len(self.first_failures)} proxy trainings all failed: "
+                f"{row.reason} (kept in the study as failed; fix the cause and run again "
+                "to resume)"
+            )
 
 
     # -- fidelity rungs ------------------------------------------------------------------
@@ -515,17 +545,17 @@ class Evolution:
 
 def _open_study(path: Path, task: Task, metric: str, resolved: ResolvedConfig,
                 budget: int) -> Study:
-    """The study, locked for writing: created with its metadata, or resumed (checked
-    again under the lock, in case it changed since the config was resolved)."""
-    study = Study(path)
+    """The study, locked for writing: created with its metadata (in the transaction that
+    creates its tables), or resumed (checked again under the lock, in case it changed
+    since the config was resolved)."""
+    config = resolved.config
+    study = Study(path, meta={
+        "schema": 1, "task": task_id(task), "task_config": task.config, "metric": metric,
+        "config": config.to_dict(), "operators": list(config.operators),
+        "created": time.time(), "budget": budget,
+    })
     try:
         if study.is_new:
-            config = resolved.config
-            study.set_meta({
-                "schema": 1, "task": task_id(task), "task_config": task.config,
-                "metric": metric, "config": config.to_dict(),
-                "operators": list(config.operators), "created": time.time(), "budget": budget,
-            })
             return study
         if resolved.meta is None:
             raise StudyError(f"{path} was created by another search meanwhile")
@@ -631,6 +661,7 @@ def search(
     device: str = "cpu",
     progress=None,
     time_limit: float | None = None,
+    trust_study: bool = False,
 ) -> StudyReader:
     """Run (or resume) a search and return the study, opened read-only.
 
@@ -646,9 +677,11 @@ def search(
     ``progress``: a callable ``(evolution, budget)`` called as the search advances.
     ``time_limit``: seconds after which no new candidate is made and the search returns
     (trainings still running are re-run when the search is resumed).
+    ``trust_study``: resuming with ``config=None`` uses the stored config; operator modules
+    it names are imported only if already imported here, or with ``trust_study=True``.
 
     The calling process screens with one torch thread and subnormal floats flushed to
-    zero (see ``torch_settings.configure_torch``); its thread count is restored at the end.
+    zero (see ``torch_settings.configure_torch``); both are restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
@@ -657,6 +690,15 @@ def search(
     path = Path(study)
     resolved = resolve_config(path, config, overrides)
     config = resolved.config
+    if resolved.meta is not None and resolved.given is None:
+        from ..trust import check_operator_modules
+
+        # resuming with the stored config: its operator modules are code the caller did
+        # not name
+        check_operator_modules(path, config.operator_modules, trust_study,
+                               hint="--trust-study (trust_study=True)")
+    if device == "cuda":
+        cuda_devices()  # a clear error before the study is created
     if isinstance(task, str):
         task = get_task(task, **config.task_options)
     metric = task.check_metric(metric or task.metrics[0])
@@ -664,9 +706,11 @@ def search(
     if resolved.meta is not None:  # so does a study that holds another search
         check_same_search(path, resolved.meta, task_id(task), task.config, metric,
                           resolved.given)
+        with StudyReader(path) as r:  # or a formula that no longer reads back
+            check_formulas(r, maker.parse_loss)
     db = _open_study(path, task, metric, resolved, budget)
     own_engine = not isinstance(engine, Engine)
-    threads = torch.get_num_threads()
+    threads, flush = torch.get_num_threads(), flush_denormal_enabled()
     configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
         evo = Evolution(task, metric, db, config, device, maker)
@@ -685,6 +729,7 @@ def search(
     finally:
         db.close()
         torch.set_num_threads(threads)
+        torch.set_flush_denormal(flush)  # the caller's floats (Python's too) as they were
     return StudyReader(path)
 
 
@@ -704,11 +749,14 @@ def confirm(
     scheduler: str | None = None,
     device: str = "cpu",
     progress=None,
+    trust_study: bool = False,
 ) -> StudyReader:
     """Re-train the ``top`` losses of a study with the task's full schedule until each has
     ``seeds`` trainings, scored on the validation split (the test split stays for
     reporting). From then on every reader ranks the study by these scores (confirmed
-    losses first). Resumable: trainings in flight when it stopped are re-run."""
+    losses first). Resumable: trainings in flight when it stopped are re-run.
+    ``trust_study``: a study of a user task, or with user operator modules, imports that
+    code only with ``trust_study=True`` (or when it is already imported here)."""
     if top < 1 or seeds < 1:
         raise ValueError("top and seeds must be >= 1")
     path = Path(study)
@@ -716,10 +764,18 @@ def confirm(
     if resolved.meta is None:
         raise StudyError(f"no study at {path}")
     meta, config = resolved.meta, resolved.config
+    from ..trust import check_operator_modules, check_task
+
+    hint = "--trust-study (trust_study=True)"
+    check_task(path, meta["task"], trust_study, hint=hint)
+    check_operator_modules(path, config.operator_modules, trust_study, hint=hint)
+    if device == "cuda":
+        cuda_devices()
     task = get_task(meta["task"], **(meta.get("task_config") or config.task_options))
     metric = task.check_metric(meta["metric"])
     db = Study(path)
-    threads = torch.get_num_threads()
+    threads, flush = torch.get_num_threads(), flush_denormal_enabled()
+    configure_torch(1)
     try:
         evo = Evolution(task, metric, db, config, device)
         evo.load()
@@ -735,4 +791,5 @@ def confirm(
     finally:
         db.close()
         torch.set_num_threads(threads)
+        torch.set_flush_denormal(flush)  # the caller's floats (Python's too) as they were
     return StudyReader(path)

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StudyError
+from ..paths import sqlite_uri
 from .status import STARTED, Status
+from .validate import check_content
 
 APPLICATION_ID = 0x414C5A30  # "ALZ0"
 SCHEMA_VERSION = 2
@@ -184,6 +187,8 @@ def check_file(path: Path) -> bool:
         return False
     if path.is_dir():
         raise StudyError(f"{path} is a directory, not a study file")
+    if not stat.S_ISREG(path.stat().st_mode):  # /dev/null, a FIFO, a socket...
+        raise StudyError(f"{path} is not a regular file, not a study file; left untouched")
     size = path.stat().st_size
     if size == 0:
         return False
@@ -200,10 +205,12 @@ def check_file(path: Path) -> bool:
             "left untouched"
         )
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True)
         try:
             ok = con.execute("PRAGMA quick_check").fetchone()[0]
             version = con.execute("PRAGMA user_version").fetchone()[0]
+            if ok == "ok" and version <= SCHEMA_VERSION:
+                check_content(con, path)  # before anything reads it as trusted or writes
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -225,7 +232,7 @@ class StudyReader:
         self.path = Path(path)
         if not check_file(self.path):
             raise StudyError(f"no study at {self.path}")
-        self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        self.con = sqlite3.connect(sqlite_uri(self.path, mode="ro"), uri=True, timeout=30)
 
     def close(self) -> None:
         self.con.close()
@@ -342,9 +349,13 @@ class StudyReader:
 
 
 class Study(StudyReader):
-    """The writer: creates or opens a study and holds its lock until closed."""
+    """The writer: creates or opens a study and holds its lock until closed.
 
-    def __init__(self, path: str | Path):
+    ``meta``: the metadata of a new study, written in the same transaction as its
+    tables, so that a study is never seen (or left by ``kill -9``) without it.
+    """
+
+    def __init__(self, path: str | Path, meta: dict[str, Any] | None = None):
         self.path = Path(path)
         exists = check_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -366,6 +377,10 @@ class Study(StudyReader):
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             self.con.execute(statement)
+                    if meta:
+                        self.con.executemany(
+                            "INSERT INTO meta(key, value) VALUES (?, ?)",
+                            [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
             if exists and self.con.execute("PRAGMA user_version").fetchone()[0] < 2:
                 with self.transaction():  # version 1 -> 2: add the evaluations table
                     for statement in _V2.split(";"):

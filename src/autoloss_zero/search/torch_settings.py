@@ -12,3 +12,10 @@ def configure_torch(threads: int = 1) -> None:
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether subnormal floats are flushed to zero in this thread (torch has no getter)."""
+    import torch
+
+    return torch.tensor([5e-324], dtype=torch.float64).mul(1.0).item() == 0.0

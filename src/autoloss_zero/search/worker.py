@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -94,9 +95,25 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def watch_parent(parent: int, interval: float = 0.2) -> threading.Thread:
+    """Exit this process as soon as ``parent`` is no longer its parent (the driver died,
+    e.g. ``kill -9``): a training in progress is abandoned at once instead of running to
+    its end. The worker never holds the study (jobs carry no path), so it loses nothing."""
+    def run():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(3)
+
+    thread = threading.Thread(target=run, name="autoloss-zero-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str]) -> None:
-    """Worker process loop: JSON jobs in on one fd, JSON results out on another."""
+    """Worker process loop: JSON jobs in on one fd, JSON results out on another; exits
+    when the jobs pipe closes or the parent process (pid in ``argv[3]``) is gone."""
     job_fd, res_fd, threads = int(argv[0]), int(argv[1]), int(argv[2])
+    watch_parent(int(argv[3]) if len(argv) > 3 else os.getppid())
     configure_torch(threads)
     with os.fdopen(job_fd, "r") as jobs, os.fdopen(res_fd, "w", buffering=1) as results:
         for line in jobs:

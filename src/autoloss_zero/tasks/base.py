@@ -38,6 +38,8 @@ from torch import nn
 from ..errors import TaskError
 from ..expr.compile import CompiledLoss
 from ..expr.tree import DEFAULT_LEAVES, Expr, Loss, as_loss
+from ..textutil import show
+from .options import Rule, check_options, choice, integer, number, optional
 
 LossFn = Callable[[Any, Any], torch.Tensor]
 """A loss over the task's raw outputs and targets, returning a scalar tensor."""
@@ -126,15 +128,18 @@ class Task(ABC):
     """Named transfer variants: config overrides used by ``compare --variant``."""
     references: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Known ``good`` and ``bad`` losses (formulas) that screening should accept/reject."""
+    option_rules: ClassVar[dict[str, Rule]] = {}
+    """Range checks of options, ``{key: rule}`` (see ``tasks/options.py``), merged with
+    those of the base classes; every option is also checked against its default's type."""
 
     def __init__(self, **config: Any):
         unknown = set(config) - set(self.defaults)
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
-            raise TaskError(
-                f"task {self.name}: unknown option(s) {', '.join(sorted(unknown))} (known: {known})"
-            )
+            shown = ", ".join(sorted(show(k, 40) for k in unknown)[:5])
+            raise TaskError(f"task {self.name}: unknown option(s) {shown} (known: {known})")
         self.config: dict[str, Any] = {**self.defaults, **config}
+        check_options(self)  # types and ranges, one clear line naming the bad key
 
     # -- description --------------------------------------------------------
     @property
@@ -147,7 +152,8 @@ class Task(ABC):
     def check_metric(self, metric: str) -> str:
         if metric not in self.metrics:
             raise TaskError(
-                f"unknown metric {metric!r} for task {self.name} (known: {', '.join(self.metrics)})"
+                f"unknown metric {show(metric)} for task {self.name} "
+                f"(known: {', '.join(self.metrics)})"
             )
         return metric
 
@@ -157,7 +163,8 @@ class Task(ABC):
             return type(self)(**self.config)
         if variant not in self.variants:
             known = ", ".join(["default", *self.variants])
-            raise TaskError(f"unknown variant {variant!r} for task {self.name} (known: {known})")
+            raise TaskError(f"unknown variant {show(variant)} for task {self.name} "
+                            f"(known: {known})")
         return type(self)(**{**self.config, **self.variants[variant]})
 
     # -- schedules ------------------------------------------------------------
@@ -415,6 +422,18 @@ class SupervisedTask(Task):
         "proxy_average": 1,
     }
     proxy_only: ClassVar[tuple[str, ...]] = ("val_items",)
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "proxy_steps": integer(1, 10**7), "full_steps": integer(1, 10**7),
+        "batch_size": integer(1, 10**5), "lr": number(hi=10.0, positive=True),
+        "lr_schedule": choice("constant", "cosine"), "weight_decay": number(0.0, 10.0),
+        "sample_size": integer(1, 10**5), "eval_batch": integer(1, 10**6),
+        "proxy_batch_size": optional(integer(1, 10**5)),
+        "proxy_lr": optional(number(hi=10.0, positive=True)),
+        "proxy_lr_schedule": optional(choice("constant", "cosine")),
+        "proxy_width": optional(integer(1, 1024)),
+        "proxy_train_items": optional(integer(1, 10**6)),
+        "proxy_average": integer(1, 1000),
+    }
 
     def __init__(self, **config: Any):
         super().__init__(**config)

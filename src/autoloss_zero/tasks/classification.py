@@ -18,6 +18,7 @@ from torch import nn
 from ..errors import TaskError
 from .base import Branch, SupervisedTask
 from .data import source_images, split_indices
+from .options import Rule, choice, integer
 
 
 class SmallConvNet(nn.Module):
@@ -64,6 +65,10 @@ class ClassificationTask(SupervisedTask):
     references: ClassVar[dict[str, tuple[str, ...]]] = {
         "good": ("Neg(Mul(y, Log(yhat)))", "Square(Add(yhat, Neg(y)))"),
         "bad": ("Mul(y, Log(yhat))", "Log(y)", "Mean_c(yhat)"),
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "source": choice("animals", "digits"), "width": integer(1, 1024),
+        "train_items": integer(0, 10**7),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32},

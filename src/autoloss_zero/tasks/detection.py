@@ -82,6 +82,7 @@ from .detector.boxes import (
     pairwise_iou,
 )
 from .detector.pipeline import paste_masks
+from .options import Rule, choice, int_pair, integer, multiple_of, number
 
 BOX_LEAVES = ("i", "u", "e", "1")
 CLS = Branch("cls_rpn"), Branch("cls_rcnn")
@@ -275,6 +276,17 @@ class DetectionTask(Task):
         "weight_decay": 1e-4,
         "warmup_steps": 50,
         "eval_batch": 100,
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "source": choice("animals", "digits"), "size": multiple_of(8, 32, 512),
+        "objects": int_pair(1, 10), "data_seed": integer(0, 2**32 - 1),
+        "train_items": integer(1, 10**6), "val_items": integer(1, 10**6),
+        "test_items": integer(1, 10**6), "width": integer(1, 1024),
+        "head_channels": integer(1, 4096), "fc": integer(1, 16384),
+        "proxy_steps": integer(1, 10**7), "full_steps": integer(1, 10**7),
+        "batch_size": integer(1, 10**5), "lr": number(hi=10.0, positive=True),
+        "weight_decay": number(0.0, 10.0), "warmup_steps": integer(0, 10**7),
+        "eval_batch": integer(1, 10**6), "mask_size": choice(14, 28, 56, 112),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 24},

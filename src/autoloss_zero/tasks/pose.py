@@ -32,6 +32,7 @@ from ..metrics.keypoints import keypoint_ap, pck, per_sample_ap
 from .base import Branch, SupervisedTask
 from .canvas import KEYPOINT_NAMES, compose
 from .layers import conv_bn, deconv_bn
+from .options import Rule, choice, integer, multiple_of, number
 
 STRIDE = 2  # input pixels per heatmap pixel
 
@@ -105,6 +106,13 @@ class PoseTask(SupervisedTask):
     references: ClassVar[dict[str, tuple[str, ...]]] = {
         "good": ("Square(Add(yhat, Neg(y)))",),
         "bad": ("Neg(Square(Add(yhat, Neg(y))))", "Square(y)"),
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "source": choice("animals", "digits"), "crop": multiple_of(8, 16, 256),
+        "width": integer(1, 1024), "depth": integer(1, 32),
+        "heatmap_sigma": number(hi=100.0, positive=True),
+        "train_items": integer(1, 10**6), "val_items": integer(1, 10**6),
+        "test_items": integer(1, 10**6), "data_seed": integer(0, 2**32 - 1),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32, "depth": 2},

@@ -29,6 +29,7 @@ from .base import Branch, SupervisedTask
 from .canvas import compose
 from .classification import softmax_onehot
 from .layers import conv_bn
+from .options import Rule, choice, integer, multiple_of
 
 NUM_CLASSES = 11  # background + 10 object classes (animals or digits)
 
@@ -109,6 +110,13 @@ class SegmentationTask(SupervisedTask):
     references: ClassVar[dict[str, tuple[str, ...]]] = {
         "good": ("Neg(Mul(y, Log(yhat)))", "Square(Add(yhat, Neg(y)))"),
         "bad": ("Mul(y, Log(yhat))", "Log(y)", "Mean_c(yhat)"),
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "source": choice("animals", "digits"), "size": multiple_of(8, 16, 512),
+        "width": integer(1, 1024), "depth": integer(1, 32),
+        "train_items": integer(1, 10**6), "val_items": integer(1, 10**6),
+        "test_items": integer(1, 10**6), "data_seed": integer(0, 2**32 - 1),
+        "boundary_width": integer(1, 64),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32, "depth": 2},
