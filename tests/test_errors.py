@@ -15,5 +15,5 @@ def test_every_error_is_a_user_error(cls):
 
 
 def test_one_line():
-    assert errors.one_line(ValueError("a\nb")) == "ValueError: a b"
-    assert len(errors.one_line(RuntimeError("x" * 1000), limit=50)) == 50
+    assert errors.describe(ValueError("a\nb")) == "ValueError: a b"
+    assert len(errors.describe(RuntimeError("x" * 1000), limit=50)) == 50

@@ -37,7 +37,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
+def describe(exc: BaseException, limit: int = 300) -> str:
     """``Type: message`` on one line, cut to ``limit`` characters (for study rows and
     results, where a whole traceback does not belong)."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")

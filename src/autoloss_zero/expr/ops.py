@@ -360,14 +360,14 @@ def register_operator(op: Operator) -> Operator:
 def import_operator_modules(modules: Iterable[str]) -> None:
     """Import the modules that register user operators (see :func:`register_operator`);
     a module that fails to import is a :class:`ConfigError` naming it."""
-    from ..errors import ConfigError, one_line
+    from ..errors import ConfigError, describe
 
     for mod in modules:
         try:
             importlib.import_module(mod)
         except Exception as exc:  # noqa: BLE001 - any failure of user code is a user error
             raise ConfigError(f"operator_modules: cannot import {mod!r:.80}: "
-                              f"{one_line(exc, 200)}") from None
+                              f"{describe(exc, 200)}") from None
 
 
 def get_operators(names: Iterable[str] | OperatorSet | None = None,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import SearchError, StudyError, one_line
+from ..errors import SearchError, StudyError, describe
 from ..expr.tree import Expr, Loss
 from ..tasks import get_task, task_id
 from ..tasks.base import Task
@@ -285,7 +285,7 @@ class Evolution:
             try:
                 res = screener.screen(loss, optimize=self.config.screening.enabled)
             except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
-                row.status, row.reason = Status.REJECTED, f"screening raised {one_line(exc)}"
+                row.status, row.reason = Status.REJECTED, f"screening raised {describe(exc)}"
                 self._screening_error(row.reason)
                 return
             self.stats.screened += 1

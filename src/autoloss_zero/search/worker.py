@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from ..errors import one_line
+from ..errors import describe
 from ..expr.ops import get_operators
 from ..tasks import get_task
 from ..tasks.base import InvalidLoss, Task
@@ -90,7 +90,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     except InvalidLoss as exc:
         result.update(status=Status.INVALID, score=None, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - user task code may raise anything
-        result.update(status=Status.FAILED, score=None, reason=one_line(exc))
+        result.update(status=Status.FAILED, score=None, reason=describe(exc))
     result["train_s"] = time.perf_counter() - t0
     return result
 
