@@ -23,7 +23,7 @@ from .search.engines import Engine, create_engine
 from .search.status import Status
 from .search.worker import make_job
 from .tasks import get_task, task_id
-from .tasks.base import PROXY, Task, default_split
+from .tasks.base import ADDED_LATER, PROXY, Task, canonical_options, default_split
 from .textutil import clip
 
 
@@ -173,12 +173,13 @@ def read_runs(path: str | Path | None, task: Task) -> dict[str, dict]:
         key = rec["key"]
         parts = json.loads(key)
         if len(parts) >= 5 and parts[0] == tid and isinstance(parts[1], dict):
-            options = {**{k: v for k, v in task.defaults.items() if k not in parts[1]},
+            missing = {k: ADDED_LATER.get(k, v) for k, v in task.defaults.items()}
+            options = {**{k: v for k, v in missing.items() if k not in parts[1]},
                        **parts[1]}
             if parts[2] == "full" and (len(parts) == 5 or parts[5] == "test"):
                 options = {k: v for k, v in options.items()
                            if not k.startswith(PROXY) and k not in task.proxy_only}
-            parts[1] = options
+            parts[1] = canonical_options(options)
             key = json.dumps(parts, sort_keys=True)
         done[key] = rec
     return done

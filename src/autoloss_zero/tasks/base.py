@@ -58,6 +58,26 @@ SCHEDULES = ("proxy", "full")
 task's whole schedule (re-training, confirmation, comparisons)."""
 SPLITS = ("val", "test")
 PROXY = "proxy_"
+ADDED_LATER: dict[str, Any] = {
+    "proxy_batch_size": None, "proxy_lr": None, "proxy_lr_schedule": None,
+    "proxy_width": None, "proxy_train_items": None, "proxy_average": 1,
+}
+"""Options added after runs were first recorded (2026-12), with the values that reproduce
+the runs made before them (the proxy as the full schedule, one evaluation): a results file
+written then is read with these, whatever today's defaults (see ``compare.read_runs``)."""
+
+
+def canonical_options(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every ``proxy_<key>`` override that equals ``<key>`` written as None
+    (it changes nothing): the same training has one identity however it was configured
+    (e.g. ``proxy_batch_size = 16`` with ``batch_size = 16``, and no override)."""
+    out = dict(config)
+    for key, value in config.items():
+        base = key[len(PROXY):]
+        if key.startswith(PROXY) and base in config and value is not None \
+                and value == config[base]:
+            out[key] = None
+    return out
 
 
 def check_schedule(schedule: str) -> str:
@@ -202,7 +222,7 @@ class Task(ABC):
         check_schedule(schedule)
         split = split or default_split(schedule)
         if schedule == "proxy" or split != "test":
-            return dict(self.config)
+            return canonical_options(self.config)
         return {k: v for k, v in self.config.items()
                 if not k.startswith(PROXY) and k not in self.proxy_only}
 
