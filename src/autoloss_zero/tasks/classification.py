@@ -50,7 +50,9 @@ class ClassificationTask(SupervisedTask):
     name: ClassVar[str] = "classification"
     metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     branches: ClassVar[tuple[Branch, ...]] = (Branch("loss"),)
-    baselines: ClassVar[tuple[str, ...]] = ("ce", "focal")
+    baselines: ClassVar[tuple[str, ...]] = ("ce", "focal", "ls-ce")
+    """``ls-ce``: cross-entropy with label smoothing 0.1 (Szegedy et al. 2016), the common
+    strong baseline."""
     defaults: ClassVar[dict[str, Any]] = {
         **SupervisedTask.defaults,
         "source": "animals",
@@ -116,7 +118,10 @@ class ClassificationTask(SupervisedTask):
             return lambda raw, target: focal_loss(
                 raw, target, alpha=0.25, gamma=2.0, reduction="mean"
             )
-        raise TaskError(f"task {self.name} has no baseline {name!r} (known: ce, focal)")
+        if name == "ls-ce":
+            return lambda raw, target: F.cross_entropy(raw, target, label_smoothing=0.1)
+        raise TaskError(f"task {self.name} has no baseline {name!r} (known: "
+                        f"{', '.join(self.baselines)})")
 
     def export_transform(self):
         return (
