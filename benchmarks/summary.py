@@ -45,7 +45,8 @@ def entry(path: Path) -> dict | None:
         "file": str(path), "task": data["task"], "metric": metric,
         "formula": searched.get("formula") or data["leaderboard"][0]["formula"],
         "evaluations": data.get("evaluations"), "date": data.get("date"),
-        "before_search_fixes": (data.get("date") or "") < FIXED,
+        # issue 16's "before" re-runs were made on 2026-12-01 with the code of dbce6d6
+        "before_search_fixes": (data.get("date") or "") < FIXED or path.stem.endswith("-before"),
         "searched": _stats(searched, metric), "baselines": baselines,
     }
 
