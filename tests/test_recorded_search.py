@@ -27,6 +27,7 @@ def config():
     cfg = tiny_config(0)
     cfg.task_options["proxy_steps"] = 20  # enough training for scores to differ
     cfg.mutation.copy = 0.3  # copies re-evaluated with fresh seeds: groups of scores
+    cfg.mutation.copy_mode = "reevaluate"  # as recorded (the default until 2026-12-01)
     return cfg
 
 

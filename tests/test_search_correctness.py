@@ -116,6 +116,7 @@ def test_joined_offspring_follow_the_drawn_kinds(tmp_path, examples_on_path):
 def test_copies_are_re_evaluated_and_averaged(tmp_path):
     cfg = tiny_config()
     cfg.mutation.copy = 1.0  # every offspring is a copy
+    cfg.mutation.copy_mode = "reevaluate"
     with az.search("classification", "accuracy", 7, tmp_path / "c.db", cfg, workers=1) as r:
         rows = r.candidates()
         copies = [c for c in rows if c.mutation == "copy"]

@@ -67,10 +67,13 @@ class MutationConfig:
     """Depth of random (re-)initialization."""
     max_size: int | None = None
     """Optional cap on the number of nodes of a child (off in the paper)."""
-    copy_mode: str = "reevaluate"
-    """What a copy means when proxy scores are noisy. ``reevaluate``: the parent's loss is
-    trained again with a fresh seed and its score becomes the mean of its evaluations;
-    ``reuse``: the copy joins with the parent's score, untrained (the paper, literally)."""
+    copy_mode: str = "reuse"
+    """What a copy means when proxy scores are noisy. ``reuse``: the copy joins with the
+    parent's score, untrained (the paper, literally; free: it costs no training);
+    ``reevaluate``: the parent's loss is trained again with a fresh seed and its score
+    becomes the mean of its evaluations. Measured on classification (100 proxy trainings,
+    seed 0, results/issue16/): reuse 0.934 ± 0.008, reevaluate 0.892 ± 0.029 re-trained,
+    so the paper's copy stays the default."""
 
     def __post_init__(self):
         if self.copy_mode not in ("reevaluate", "reuse"):
