@@ -73,6 +73,15 @@ def main() -> None:
     rows = [study_row(p) for p in args.studies]
     collisions = json.loads(args.collisions.read_text()) if args.collisions and \
         args.collisions.exists() else None
+    by_name = {Path(k).name: v for k, v in (collisions or {}).get("studies", {}).items()}
+    for r in rows:
+        c = by_name.get(Path(r["study"]).name)
+        if c is not None:
+            r["fingerprint_duplicates"] = (c.get("duplicates_by") or {}).get(
+                "gradient fingerprint", 0)
+            r["fingerprint_duplicates_trained"] = c.get("fingerprint_duplicates_trained")
+            r["collisions"] = c.get("collisions")
+            r["seed_noise"] = c.get("seed_noise")
     args.out.with_suffix(".json").write_text(
         json.dumps({"studies": rows, "collisions": collisions}, indent=2) + "\n")
     lines = ["# Issue 16: the search before and after its correctness fixes", "",
@@ -80,21 +89,25 @@ def main() -> None:
              + " ".join(str(p) for p in args.studies)
              + (f" --collisions {args.collisions}" if args.collisions else "")
              + f" --out {args.out}`.", "",
-             "| study | copy | proxy trainings | rejected | duplicates | joined offspring: "
+             "| study | copy | proxy trainings | rejected | duplicates (by fingerprint) | "
+             "fingerprint collisions / duplicates trained | joined offspring: "
              "copy / reinit / mutate / recombine | rank-1 re-trained (full, 3 seeds, test) |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         share = r["joined_offspring_share"]
         mix = " / ".join("-" if share[k] is None else f"{share[k]:.0%}" for k in KINDS)
         retrained = "; ".join(f"`{k[:60]}` {m:.4f} ± {s:.4f}"
                               for k, (m, s) in (r.get("retrained") or {}).items())
+        coll = "-" if r.get("collisions") is None else \
+            f"{r['collisions']} / {r['fingerprint_duplicates_trained']}"
         lines.append(f"| {Path(r['study']).stem} | {r['copy_mode']} | {r['proxy_trainings']} | "
-                     f"{r['rejected']} | {r['duplicates']} | {mix} | {retrained} |")
+                     f"{r['rejected']} | {r['duplicates']} ({r.get('fingerprint_duplicates', '-')})"
+                     f" | {coll} | {mix} | {retrained} |")
     if collisions:
-        lines += ["", "Fingerprint collisions (pairs of trained losses with equal fingerprints "
-                  "whose proxy scores differ by more than the seed noise):", "",
-                  "```", json.dumps(collisions.get("summary", collisions), indent=1)[:3000],
-                  "```"]
+        lines += ["", "A collision: a candidate settled as a duplicate by its gradient "
+                  "fingerprint and the loss whose score it took, both proxy-trained "
+                  "(2 seeds), differ by more than the seed noise "
+                  f"(`{collisions.get('command', '')}`)."]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

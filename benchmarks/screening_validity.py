@@ -40,7 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SearchConfig()
     task = az.get_task(args.task)
-    cfg_free = SearchConfig.from_dict({"screening": {"eta": -1e9}})
+    cfg_free = SearchConfig.from_dict({"screening": {"eta": -1e6}})  # no threshold
     screener = Screener.from_config(task, args.metric, cfg_free)  # the search's samples
     stream = candidate_stream(task, cfg, seed=7)
     loss = next(stream)
