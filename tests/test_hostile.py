@@ -125,6 +125,12 @@ def test_every_command_refuses_to_write_over_its_input(tmp_path):
          "--results", study),
         ("compare", "--task", "classification", "--loss", "ce", "--config", config,
          "--results", config),
+        ("calibrate", "--task", "classification", "--loss", "ce", "--config", config,
+         "--results", config),
+        ("calibrate", "--task", "classification", "--loss", "ce",
+         "--results", tmp_path / "runs.jsonl", "--report", tmp_path / "runs.jsonl"),
+        ("calibrate", "--task", "classification", "--loss", f"study:{study}#1",
+         "--report", study),
     ]
     for args in cases:
         line = one_line_error(run_cli(*args))

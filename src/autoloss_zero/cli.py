@@ -483,10 +483,11 @@ def calibrate(
     config: Annotated[Path | None, typer.Option(
         help="TOML: [task_options] (the base) and [[proxy]] tables (name + overrides).")]
     = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per proxy training.")] = 2,
+    seeds: Annotated[int, typer.Option(min=1, max=10_000, help="Seeds per proxy training.")] = 2,
     full_seeds: Annotated[int | None, typer.Option(
-        min=1, help="Seeds per full-schedule training (default: --seeds).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Parallel trainings.")] = None,
+        min=1, max=10_000, help="Seeds per full-schedule training (default: --seeds).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
+                                                help="Parallel trainings.")] = None,
     results: Annotated[Path | None, typer.Option(
         help="JSON-lines file of finished runs: reused on the next call (resume).")] = None,
     report: Annotated[Path | None, typer.Option(help="Also write a Markdown report.")] = None,
@@ -496,7 +497,16 @@ def calibrate(
     """Proxy vs full schedule: rank agreement (Kendall tau, Spearman) and noise per metric."""
     from .calibrate import Proxy, load_config, markdown, parse_overrides
     from .calibrate import calibrate as run_calibrate
+    from .paths import check_output
 
+    studies = [s[len("study:"):].partition("#")[0] for s in loss or []
+               if s.strip().startswith("study:")]
+    inputs = [config] if config else []
+    if results is not None:
+        check_output(results, inputs, option="--results", studies=studies)
+    if report is not None:
+        check_output(report, inputs + ([results] if results else []), option="--report",
+                     studies=studies)
     cfg, proxies = load_config(config)
     overrides = parse_overrides(proxy)
     if overrides:
