@@ -54,3 +54,30 @@ def test_the_stored_config_wins_and_a_different_one_is_refused(tmp_path):
     with pytest.raises(StudyError, match=r"metric: accuracy \(stored\) != r2.*task\.a: 1"):
         check_same_search(path, r.meta, "classification", {"a": 2}, "r2", None)
 
+
+
+def test_a_study_resumes_after_the_task_defaults_change(tmp_path, monkeypatch):
+    """A resumed search trains with the task options stored in the study, not with the
+    task's defaults of today; a given config must give the same effective options (a
+    proxy override equal to its base option is no override)."""
+    import autoloss_zero as az
+    from autoloss_zero.tasks.classification import ClassificationTask
+    from conftest import tiny_config
+
+    path = tmp_path / "s.db"
+    cfg = tiny_config()
+    del cfg.task_options["proxy_steps"]
+    az.search("classification", "accuracy", 2, path, cfg, workers=1).close()
+    old = dict(ClassificationTask.defaults)
+    monkeypatch.setattr(ClassificationTask, "defaults",
+                        {**old, "proxy_steps": old["proxy_steps"] + 7, "proxy_batch_size": 16})
+    with az.search("classification", "accuracy", 3, path, workers=1) as r:
+        assert r.started() == 3
+        assert r.meta()["task_config"]["proxy_steps"] == old["proxy_steps"]
+    pinned = tiny_config()
+    pinned.task_options.update(proxy_steps=old["proxy_steps"],
+                               proxy_batch_size=old["batch_size"])  # = no override
+    with az.search("classification", "accuracy", 4, path, pinned, workers=1) as r:
+        assert r.started() == 4
+    with pytest.raises(StudyError, match="task.proxy_steps"):
+        az.search("classification", "accuracy", 5, path, tiny_config(), workers=1)

@@ -700,7 +700,13 @@ def search(
     if device == "cuda":
         cuda_devices()  # a clear error before the study is created
     if isinstance(task, str):
-        task = get_task(task, **config.task_options)
+        options = config.task_options
+        if resolved.meta is not None:
+            # resuming: the task's options as stored, whatever today's defaults; a given
+            # config must give the same effective options (check_same_search)
+            options = (resolved.given.task_options if resolved.given is not None
+                       else resolved.meta.get("task_config") or options)
+        task = get_task(task, **options)
     metric = task.check_metric(metric or task.metrics[0])
     maker = CandidateMaker.from_config(task, config)  # bad options fail before any write
     if resolved.meta is not None:  # so does a study that holds another search

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StudyError
+from ..tasks.base import canonical_options
 from .config import SearchConfig, config_diff
 from .study import StudyReader, check_file
 
@@ -63,16 +64,22 @@ def read_meta(path: Path) -> dict[str, Any] | None:
 def check_same_search(path: Path, meta: dict[str, Any], task_id: str, task_config: dict,
                       metric: str, given: SearchConfig | None) -> None:
     """Refuse (:class:`StudyError`, naming every difference) a search that differs from
-    the one stored in ``meta``: its task, task options, metric or given config."""
+    the one stored in ``meta``: its task, the task's effective options, metric or given
+    config."""
     problems = []
     if meta.get("task") != task_id:
         problems.append(f"task: {meta.get('task')} (stored) != {task_id} (given)")
     if meta.get("metric") != metric:
         problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
-    if given is not None:
-        problems += config_diff(SearchConfig.from_dict(meta["config"]).to_dict(),
-                                given.to_dict())
-    if meta.get("task_config") != task_config:
-        problems += config_diff(meta.get("task_config") or {}, task_config, "task.")
+    if given is not None:  # task options are compared by their effect, just below
+        stored, new = SearchConfig.from_dict(meta["config"]).to_dict(), given.to_dict()
+        stored.pop("task_options", None)
+        new.pop("task_options", None)
+        problems += config_diff(stored, new)
+    # the task's options as they train (a proxy override equal to its base option, or a
+    # default that a config spells out, is the same search)
+    stored_options = canonical_options(meta.get("task_config") or {})
+    if stored_options != canonical_options(task_config):
+        problems += config_diff(stored_options, canonical_options(task_config), "task.")
     if problems:
         raise StudyError(f"{path} holds a different search: " + "; ".join(problems))

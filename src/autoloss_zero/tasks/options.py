@@ -132,8 +132,11 @@ def check_options(task) -> None:
 
     rules = rules_of(type(task))
     for key, value in task.config.items():
-        err = _type_error(value, task.defaults.get(key))
-        if err is None and key in rules:
+        if value is None and key in rules:  # None is valid where the rule says so
+            err = rules[key](value)
+        else:
+            err = _type_error(value, task.defaults.get(key))
+        if err is None and key in rules and value is not None:
             err = rules[key](value)
         if err is None and isinstance(value, float) and not math.isfinite(value):
             err = "expected a finite number"
