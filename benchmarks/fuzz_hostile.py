@@ -102,12 +102,7 @@ def formula(rng) -> tuple[str, str]:
         i = int(rng.integers(0, len(text) + 1))
         token = pick(rng, tf.TOKENS)
         edit = pick(rng, ["insert", "delete", "replace"])
-        if edit == "insert":
-            text = text[:i] + token + text[i:]
-        elif edit == "delete":
-            text = text[:i] + text[i + 1:]
-        else:
-            text = text[:i] + token + text[i + len(token):]
+        text = tf.edit_text(text, i, edit, token)
     return kind, text
 
 

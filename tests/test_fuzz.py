@@ -138,12 +138,7 @@ def texts(draw):
         i = draw(st.integers(0, len(text)))
         edit = draw(st.sampled_from(["insert", "delete", "replace"]))
         token = draw(st.sampled_from(TOKENS))
-        if edit == "insert":
-            text = text[:i] + token + text[i:]
-        elif edit == "delete":
-            text = text[:i] + text[i + 1:]
-        else:
-            text = text[:i] + token + text[i + len(token):]
+        text = edit_text(text, i, edit, token)
     return text
 
 
@@ -365,6 +360,16 @@ def command_lines(draw):
     if name == "check" and "cuda" not in argv:  # keep checks fast: one small task
         argv = [a if a not in ("segmentation",) else "classification" for a in argv]
     return name, argv, poisoned
+
+
+def edit_text(text: str, i: int, edit: str, token: str) -> str:
+    """``text`` with ``token`` inserted at ``i``, the character at ``i`` deleted, or the
+    text from ``i`` replaced by ``token``."""
+    if edit == "insert":
+        return text[:i] + token + text[i:]
+    if edit == "delete":
+        return text[:i] + text[i + 1:]
+    return text[:i] + token + text[i + len(token):]
 
 
 def check_damaged_run(command: str, rc: int, err: str, study, data: bytes) -> None:
