@@ -16,4 +16,5 @@ PANEL=(--loss mse
   --loss 'Mean_nhw(Tanh(Mul(Log(y), Exp(yhat))))')
 $PY -m autoloss_zero calibrate --task pose --metric ap "${PANEL[@]}" \
   --config benchmarks/configs/calibration-pose.toml --seeds 2 --full-seeds 2 --workers 2 \
-  --results results/pose.runs.jsonl --report results/pose-calibration.md --json > results/pose-calibration.json
+  --results results/pose.runs.jsonl --report results/pose-calibration.md --json > results/pose-calibration.json.tmp
+mv results/pose-calibration.json.tmp results/pose-calibration.json
