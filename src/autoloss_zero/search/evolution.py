@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import SearchError, StudyError, describe
 from ..expr.tree import Expr, Loss
@@ -48,7 +47,7 @@ from .resolve import ResolvedConfig, check_same_search, resolve_config
 from .seeds import derive_seed, stream
 from .status import Status
 from .study import Candidate, Evaluation, Study, StudyReader
-from .torch_settings import configure_torch, flush_denormal_enabled
+from .torch_settings import driver_torch
 from .validate import check_formulas
 from .worker import make_job
 
@@ -681,7 +680,7 @@ def search(
     it names are imported only if already imported here, or with ``trust_study=True``.
 
     The calling process screens with one torch thread and subnormal floats flushed to
-    zero (see ``torch_settings.configure_torch``); both are restored at the end.
+    zero (``torch_settings.driver_torch``); both are restored at the end.
     """
     if budget < 0:
         raise ValueError("budget must be >= 0")
@@ -716,26 +715,24 @@ def search(
             check_formulas(r, maker.parse_loss)
     db = _open_study(path, task, metric, resolved, budget)
     own_engine = not isinstance(engine, Engine)
-    threads, flush = torch.get_num_threads(), flush_denormal_enabled()
-    configure_torch(1)  # the driver screens one small graph at a time; workers use the cores
     try:
-        evo = Evolution(task, metric, db, config, device, maker)
-        rerun = evo.load()
-        job_args = _job_args(evo, device, "proxy")
-        if own_engine:
-            engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
-        try:
-            finished = _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
-                                  config.evaluation.ahead)
-            if config.confirm.top and finished:
-                _confirm(evo, engine, job_args, config.confirm.top, config.confirm.seeds)
-        finally:
+        with driver_torch():
+            evo = Evolution(task, metric, db, config, device, maker)
+            rerun = evo.load()
+            job_args = _job_args(evo, device, "proxy")
             if own_engine:
-                engine.close()
+                engine = create_engine(engine, workers, scheduler, config.evaluation.retries,
+                                       device)
+            try:
+                finished = _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
+                                      config.evaluation.ahead)
+                if config.confirm.top and finished:
+                    _confirm(evo, engine, job_args, config.confirm.top, config.confirm.seeds)
+            finally:
+                if own_engine:
+                    engine.close()
     finally:
         db.close()
-        torch.set_num_threads(threads)
-        torch.set_flush_denormal(flush)  # the caller's floats (Python's too) as they were
     return StudyReader(path)
 
 
@@ -780,22 +777,20 @@ def confirm(
     task = get_task(meta["task"], **(meta.get("task_config") or config.task_options))
     metric = task.check_metric(meta["metric"])
     db = Study(path)
-    threads, flush = torch.get_num_threads(), flush_denormal_enabled()
-    configure_torch(1)
     try:
-        evo = Evolution(task, metric, db, config, device)
-        evo.load()
-        job_args = _job_args(evo, device, "full")
-        own_engine = not isinstance(engine, Engine)
-        if own_engine:
-            engine = create_engine(engine, workers, scheduler, config.evaluation.retries, device)
-        try:
-            _confirm(evo, engine, job_args, top, seeds, progress)
-        finally:
+        with driver_torch():
+            evo = Evolution(task, metric, db, config, device)
+            evo.load()
+            job_args = _job_args(evo, device, "full")
+            own_engine = not isinstance(engine, Engine)
             if own_engine:
-                engine.close()
+                engine = create_engine(engine, workers, scheduler, config.evaluation.retries,
+                                       device)
+            try:
+                _confirm(evo, engine, job_args, top, seeds, progress)
+            finally:
+                if own_engine:
+                    engine.close()
     finally:
         db.close()
-        torch.set_num_threads(threads)
-        torch.set_flush_denormal(flush)  # the caller's floats (Python's too) as they were
     return StudyReader(path)
