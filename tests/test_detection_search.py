@@ -147,3 +147,83 @@ def test_compare_takes_per_branch_mixes():
     task = az.get_task("detection", **TINY)
     with pytest.raises(TaskError, match="no loss for branch"):
         compare(task, ["cls_rpn=ce; reg_rpn=l1"], seeds=1, schedule="proxy")
+
+
+# -- screening branch by branch (screening.per_branch) -----------------------------------
+# Found by the paper's whole-loss test on random detection losses (g 0.33 >= eta): a
+# working cls_rcnn beside a dead cls_rpn and box branches that shrink the boxes; it
+# trained to 0 mAP (benchmarks/results/screening-validity-detection-map.json).
+DEAD_RPN = ("cls_rpn: Add(Neg(Add(y, y)), Log(Neg(yhat))); reg_rpn: Exp(Square(Log(e))); "
+            "cls_rcnn: Mul(MinPool3x3(Tanh(y)), Mul(Neg(yhat), MaxPool3x3(yhat))); "
+            "reg_rcnn: Square(Sqrt(Tanh(u)))")
+
+
+def _screener(task, metric="map", **screening):
+    from autoloss_zero.search.config import SearchConfig
+    from autoloss_zero.search.rejection import Screener
+    return Screener.from_config(task, metric, SearchConfig.from_dict({"screening": screening}))
+
+
+@pytest.mark.parametrize("name", ["detection", "instance-segmentation"])
+def test_perfect_outputs_score_high_and_keep_shapes(name):
+    """Not 1: several positive anchors / RoIs match each object, and the screening metric
+    scores them before NMS, so all but one count as duplicates."""
+    task = az.get_task(name, **TINY)
+    batch = task.screening_batch(3, seed=0)
+    perfect = task.perfect_raw(batch.raw, batch.target)
+    assert {k: v.shape for k, v in perfect.items()} == {k: v.shape for k, v in batch.raw.items()}
+    before = task.sample_metric(batch.raw, batch.target, "map")
+    after = task.sample_metric(perfect, batch.target, "map")
+    assert float(after.min()) > 0.75 and float(after.mean()) > float(before.mean()) + 0.5
+
+
+def test_each_branch_is_screened_alone_with_the_others_perfect():
+    """CE and GIoU branches each close a good part of the gap to the perfect outputs; the
+    paper's whole-loss test accepts DEAD_RPN, the per-branch test rejects its cls_rpn and
+    its box branches and keeps its working cls_rcnn; an anti-loss branch is rejected."""
+    task = az.get_task("detection", **TINY)
+    scr = _screener(task)
+    assert scr.per_branch
+    good = task.as_task_loss(f"cls_rpn: {CE}; reg_rpn: {GIOU}; cls_rcnn: {CE}; reg_rcnn: {GIOU}")
+    for b in good.names:
+        res = scr.screen_branch(good, b)
+        assert res.accepted and res.g > 0.1, (b, res)
+    dead = task.as_task_loss(DEAD_RPN)
+    assert scr.screen(dead).accepted  # the whole-loss g alone does not see it
+    verdicts = {b: scr.screen_branch(dead, b) for b in dead.names}
+    assert verdicts["cls_rcnn"].accepted
+    for b in ("cls_rpn", "reg_rpn", "reg_rcnn"):
+        assert not verdicts[b].accepted and "of the gap to perfect outputs" in verdicts[b].reason
+    anti = good.replace("cls_rcnn", az.parse(f"Neg({CE})"))
+    assert not scr.screen_branch(anti, "cls_rcnn").accepted
+    assert not _screener(task, per_branch=False).per_branch
+    assert not _screener(az.get_task("classification"), "accuracy").per_branch  # one branch: no test
+
+
+def test_search_from_scratch_keeps_only_losses_whose_every_branch_works(tmp_path):
+    """Every candidate a detection search trains passed the per-branch test (recomputed
+    here on the search's own samples); rejected draws name the failing branch."""
+    cfg = tiny_config()
+    cfg.population.initial = 3
+    cfg.task_options = dict(TINY)
+    with az.search("detection", "map", 3, tmp_path / "b.db", cfg, workers=1) as r:
+        started = [c for c in r.candidates() if c.status in STARTED]
+        reasons = [c.reason for c in r.candidates() if c.status == "rejected"]
+    assert len(started) == 3
+    assert any("of the gap to perfect outputs" in (x or "") for x in reasons)
+    task = az.get_task("detection", **TINY)
+    from autoloss_zero.search.rejection import Screener
+    scr = Screener.from_config(task, "map", cfg)
+    for c in started:
+        loss = task.as_task_loss(c.formula)
+        assert all(scr.screen_branch(loss, b).accepted for b in loss.names), c.formula
+
+
+def test_studies_made_before_the_per_branch_test_resume_without_it():
+    from autoloss_zero.search.config import SearchConfig
+    stored = SearchConfig().to_dict()
+    del stored["screening"]["per_branch"]
+    assert SearchConfig.from_stored(stored).screening.per_branch is False
+    assert SearchConfig.from_dict(stored).screening.per_branch is True  # a new config
+    with pytest.raises(ValueError, match="branch_eta: expected a finite number"):
+        SearchConfig.from_dict({"screening": {"branch_eta": float("nan")}})

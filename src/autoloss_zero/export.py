@@ -44,7 +44,7 @@ class StudyLoss:
         self.rank = rank
         self.trust = trust
         self.hint = hint
-        self.config = SearchConfig.from_dict(self.meta["config"])
+        self.config = SearchConfig.from_stored(self.meta["config"])
         check_operator_modules(self.path, self.config.operator_modules, trust,
                                operator_modules, hint)
         import_operator_modules(self.config.operator_modules)

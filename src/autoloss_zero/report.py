@@ -23,7 +23,7 @@ def top_k_curve(reader: StudyReader, k: int = 5) -> tuple[list[int], list[float]
     The population is replayed from the study: members join in order (``joined``) and
     only the most recent P are kept, as during the search.
     """
-    size = SearchConfig.from_dict(reader.meta()["config"]).population.size
+    size = SearchConfig.from_stored(reader.meta()["config"]).population.size
     rows = [c for c in reader.candidates("WHERE joined IS NOT NULL")]
     rows.sort(key=lambda c: c.joined)
     pop: deque = deque(maxlen=size)

@@ -62,12 +62,17 @@ class CandidateMaker:
             loss = Loss([(next(iter(leaves)), loss)])
         return loss
 
-    def random(self, rng: np.random.Generator) -> tuple[Loss, str]:
-        """Every searched branch a fresh random tree of the configured depth."""
+    def random(self, rng: np.random.Generator,
+               keep: dict[str, Expr] | None = None) -> tuple[Loss, str]:
+        """Every searched branch a fresh random tree of the configured depth (those in
+        ``keep`` kept as they are)."""
         branches = []
+        keep = keep or {}
         for b in self.task.branches:
             if b.name in self.fixed_formulas:
                 branches.append((b.name, self.fixed_formulas[b.name]))
+            elif b.name in keep:
+                branches.append((b.name, keep[b.name]))
             elif b.name not in self.fixed_baselines:
                 branches.append((b.name, Expr(grow(rng, self.mutation.depth, b.leaves,
                                                    self.ops))))

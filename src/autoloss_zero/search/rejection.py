@@ -223,6 +223,80 @@ class Screener:
         fp = partial if tail is None else self._join(head, tail)
         return ScreenResult(Verdict.ACCEPTED, "", g=g, fingerprint=fp)
 
+    # -- the per-branch test (beyond the paper) -------------------------------------------
+    @property
+    def per_branch(self) -> bool:
+        """Whether candidates' branches are also screened one by one: on in the config, a
+        task of several branches, and perfect outputs the task can give."""
+        return (self.config.enabled and self.config.per_branch and len(self.task.branches) > 1
+                and self._perfect() is not None)
+
+    def _perfect(self):
+        if not hasattr(self, "_perfect_raw"):
+            with torch.no_grad():
+                perfect = self.task.perfect_raw(self.raw0, self.target)
+            self._perfect_raw = None if perfect is None else \
+                tree_map(lambda t: t.detach().float(), perfect)
+        return self._perfect_raw
+
+    def screen_branch(self, loss: Loss, name: str) -> ScreenResult:
+        """Screen branch ``name`` of ``loss`` alone: the raw outputs it trains start where
+        the network's do, every other output is perfect (:meth:`Task.perfect_raw`); the
+        branch is minimized alone (the protocol's Adam) and must close at least
+        ``branch_eta`` of the metric's gap to the perfect outputs (``g`` is that fraction)."""
+        t0 = time.perf_counter()
+        res = self._screen_branch(Loss([(name, loss[name])]))
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _screen_branch(self, loss: Loss) -> ScreenResult:
+        name = loss.names[0]
+        problem = self.task.dependency_problem(loss)
+        if problem:
+            return ScreenResult(Verdict.REJECTED, problem, shortcut=True)
+        compiled = CompiledLoss(loss, self.operators)
+        parts = self._initial(compiled, torch.float32)
+        if parts is None:
+            return ScreenResult(Verdict.REJECTED, f"NaN/Inf loss in branch {name}", shortcut=True)
+        grads = parts[0][2]
+        norms = self._norms(grads)
+        if not bool(torch.isfinite(norms).all()):
+            return ScreenResult(Verdict.REJECTED, f"NaN/Inf gradient in branch {name}",
+                                shortcut=True)
+        if self._is_zero(compiled, norms):
+            return ScreenResult(Verdict.REJECTED, f"zero gradient in branch {name}",
+                                shortcut=True)
+        owned = [bool(g.abs().max() > 0) for g in grads]
+        perfect = tensors_of(self._perfect())
+        start = [r if own else p for r, p, own in zip(tensors_of(self.raw0), perfect, owned)]
+        it = iter(start)
+        raw = tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
+        with torch.no_grad():
+            before = self.task.sample_metric(raw, self.target, self.metric).float()
+            top = self.task.sample_metric(self._perfect(), self.target, self.metric).float()
+        gap = float((top - before).mean())
+        leaves = [x for x, own in zip(tensors_of(raw), owned) if own]
+        opt = torch.optim.Adam(leaves, lr=self.config.lr)
+        for step in range(self.config.steps):
+            total = compiled.per_sample(self.task.branch_inputs(raw, self.target)).sum()
+            grads = self._grads(total, leaves) if bool(torch.isfinite(total)) else None
+            if grads is None or not all(bool(torch.isfinite(g).all()) for g in grads):
+                return ScreenResult(Verdict.REJECTED,
+                                    f"NaN/Inf during optimization of branch {name} (step {step})")
+            for x, g in zip(leaves, grads):
+                x.grad = g
+            opt.step()
+        with torch.no_grad():
+            after = self.task.sample_metric(raw, self.target, self.metric).float()
+        gain = float((after - before).mean())
+        if gap <= 1e-6:  # the branch's outputs are as good as perfect already: no verdict
+            return ScreenResult(Verdict.ACCEPTED, "", g=None)
+        closed = gain / gap
+        if not closed >= self.config.branch_eta:  # NaN fails too
+            return ScreenResult(Verdict.REJECTED, f"branch {name} closes {closed:.3f} of the "
+                                f"gap to perfect outputs < branch_eta", g=closed)
+        return ScreenResult(Verdict.ACCEPTED, "", g=closed)
+
     def _end_norms(self, compiled: CompiledLoss, raw) -> list[list[float]] | None:
         """Per-branch gradient norms at the end of the optimization (None if not finite)."""
         end = tree_map(lambda t: t.detach().clone().requires_grad_(True), raw)

@@ -45,7 +45,7 @@ def resolve_config(study: str | Path | None, config: SearchConfig | str | Path |
     given config, else of the stored one, else of the defaults). A config that differs
     from the stored one is refused by :func:`check_same_search`."""
     meta = read_meta(Path(study)) if study is not None else None
-    stored = SearchConfig.from_dict(meta["config"]) if meta is not None else None
+    stored = SearchConfig.from_stored(meta["config"]) if meta is not None else None
     given = SearchConfig.from_toml(config) if isinstance(config, (str, Path)) else config
     if overrides:
         base = given or stored or SearchConfig()
@@ -72,7 +72,7 @@ def check_same_search(path: Path, meta: dict[str, Any], task_id: str, task_confi
     if meta.get("metric") != metric:
         problems.append(f"metric: {meta.get('metric')} (stored) != {metric} (given)")
     if given is not None:  # task options are compared by their effect, just below
-        stored, new = SearchConfig.from_dict(meta["config"]).to_dict(), given.to_dict()
+        stored, new = SearchConfig.from_stored(meta["config"]).to_dict(), given.to_dict()
         stored.pop("task_options", None)
         new.pop("task_options", None)
         problems += config_diff(stored, new)

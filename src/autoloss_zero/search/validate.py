@@ -83,7 +83,7 @@ def _check(con: sqlite3.Connection, path: Path) -> None:
                                 or not math.isfinite(created)):
         raise _error(path, f"corrupt study (meta created is {clip(created, 40)})")
     try:
-        SearchConfig.from_dict(meta["config"])
+        SearchConfig.from_stored(meta["config"])
     except ConfigError as exc:
         raise _error(path, f"its stored config is invalid ({exc})") from None
     statuses = {s.value for s in Status}

@@ -311,6 +311,13 @@ class Task(ABC):
     def sample_metric(self, raw: Any, target: Any, metric: str) -> torch.Tensor:
         """The metric of each sample (leading dim S): a float tensor of shape (S,)."""
 
+    def perfect_raw(self, raw: Any, target: Any) -> Any | None:
+        """Raw outputs shaped like ``raw`` that realize ``target`` (what a perfect network
+        would output), or None when the task has none. Multi-branch tasks that give them get
+        the per-branch test of screening: each branch, optimized alone while the others
+        output their targets, must improve the metric (``screening.per_branch``)."""
+        return None
+
     # -- training -------------------------------------------------------------
     @abstractmethod
     def train(

@@ -89,6 +89,8 @@ CLS = Branch("cls_rpn"), Branch("cls_rcnn")
 REG = (Branch("reg_rpn", BOX_LEAVES, ("i", "u", "e"), ()),
        Branch("reg_rcnn", BOX_LEAVES, ("i", "u", "e"), ()))
 DETECTION_BASELINES = ("ce+l1", "ce+iou", "ce+giou")
+PERFECT_LOGIT = 10.0
+"""The logit of a perfect output (:meth:`DetectionTask.perfect_raw`): probability 1 - 5e-5."""
 
 
 # ---------------------------------------------------------------------------
@@ -387,6 +389,28 @@ class DetectionTask(Task):
         of the RPN and RCNN per-image APs (see the module docstring)."""
         self.check_metric(metric)
         return self._per_sample(raw, self._box_parts(raw, target), thresholds_of(metric))
+
+    def perfect_raw(self, raw, target):
+        """Logits of +-10 at the labels (objectness, classes and, for instance
+        segmentation, mask pixels) and, for the positive anchors and RoIs, the deltas that
+        decode to their matched GT boxes; the other deltas as in ``raw``."""
+        out = dict(raw)
+        rpn = raw["rpn_logits"]
+        out["rpn_logits"] = PERFECT_LOGIT * (2 * target["rpn_labels"].to(rpn.dtype) - 1)
+        rcnn = raw["rcnn_logits"]
+        out["rcnn_logits"] = PERFECT_LOGIT * F.one_hot(target["rcnn_labels"],
+                                                       rcnn.shape[-1]).to(rcnn.dtype)
+        for stage, ref, weights in (("rpn", "anchors", DELTA_WEIGHTS_RPN),
+                                    ("rcnn", "rois", DELTA_WEIGHTS_RCNN)):
+            gt = target[f"{stage}_gt"]
+            p = gt.shape[-2]
+            deltas = raw[f"{stage}_deltas"].clone()
+            deltas[..., :p, :] = encode(gt, target[ref][..., :p, :], weights).to(deltas.dtype)
+            out[f"{stage}_deltas"] = deltas
+        if "mask_logits" in raw:
+            m = raw["mask_logits"]
+            out["mask_logits"] = PERFECT_LOGIT * (2 * target["mask_targets"].to(m.dtype) - 1)
+        return out
 
     # -- training -------------------------------------------------------------------
     def train(
