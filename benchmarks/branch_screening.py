@@ -64,8 +64,8 @@ def main() -> None:
     engine = LocalEngine(args.workers)
     jobs = {}
     try:
-        for s, setting in enumerate(settings):
-            for m, member in enumerate(setting["members"]):
+        for setting in settings:
+            for member in setting["members"]:
                 job = make_job(len(jobs), args.task, task.config, member["formula"],
                                args.metric, args.seed, operators=SearchConfig().operators)
                 jobs[job["id"]] = member

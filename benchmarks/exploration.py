@@ -1,0 +1,208 @@
+"""Issue 18: exploration beyond single-parent mutation, measured against the paper's operators.
+
+Each ``--variant NAME=CONFIG.toml`` is searched with every ``--seeds`` master seed, all at
+the same budget in proxy-training equivalents. ``--stages`` raises the budget step by step
+(every variant and seed reaches a stage before any goes on), so that a run stopped at any
+point leaves comparisons at equal budget; every search resumes from its study
+(``OUT/NAME-sSEED.db``). Then each study's rank-1 loss is re-trained with the full schedule
+(``--retrain-seeds`` seeds, test split) beside the baselines, unless ``--no-retrain``.
+
+The report (``OUT.md``, ``OUT.json``, ``OUT.png``) gives, per search: the budget spent, the
+best proxy score and when it was found, the share of joined members that contain a
+region-level term (an aggregate ``Mean_nhw`` over a subtree holding both a prediction and a
+target leaf), the rank-1 loss and its re-trained score; and the best proxy score over
+proxy-training equivalents (a Figure-4-style plot). ``--report-only`` writes it from the
+studies as they are.
+
+    python benchmarks/exploration.py --task segmentation --metric miou \\
+        --variant paper=benchmarks/configs/explore-paper.toml \\
+        --variant both=benchmarks/configs/explore-both.toml \\
+        --seeds 0 1 --stages 50 100 150 --baseline ce --out results/exploration-segmentation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from provenance import provenance
+
+import autoloss_zero as az
+from autoloss_zero.compare import compare
+from autoloss_zero.expr.tree import _walk
+from autoloss_zero.progress import SearchProgress
+from autoloss_zero.search.config import SearchConfig
+from autoloss_zero.search.study import StudyReader
+
+AGGREGATE = "Mean_nhw"
+
+
+def has_region_term(formula: str, task) -> bool:
+    """Whether some branch holds ``Mean_nhw`` over both a prediction and a target leaf."""
+    loss = task.as_task_loss(formula)
+    spec = {b.name: b for b in task.branches}
+    for name, expr in loss.branches:
+        b = spec[name]
+        for node in _walk(expr.node):
+            if isinstance(node, str) or node[0] != AGGREGATE:
+                continue
+            leaves = {n for n in _walk(node) if isinstance(n, str)}
+            if leaves & set(b.prediction_leaves) and leaves & set(b.target_leaves):
+                return True
+    return False
+
+
+def offspring_kind(label: str) -> str:
+    """init, copy, reinit, crossover, sum, graft (a mutation with a graft) or mutate."""
+    label = label.split(" with #")[0].split(":")[-1]
+    if label in ("init", "copy", "reinit", "crossover", "sum"):
+        return label
+    return "graft" if "graft" in label else "mutate"
+
+
+def study_facts(path: Path, task) -> dict:
+    with StudyReader(path) as r:
+        done = sorted((c for c in r.candidates() if c.status == "evaluated"),
+                      key=lambda c: (c.finished or 0.0, c.id))
+        curve, best, best_at = [], None, None
+        for i, c in enumerate(done, 1):
+            if c.score is not None and (best is None or c.score > best):
+                best, best_at = c.score, i
+            curve.append(best)
+        joined = [c for c in r.candidates("WHERE joined IS NOT NULL")]
+        region = sum(has_region_term(c.formula, task) for c in joined)
+        top = r.leaderboard(1)
+        kinds: dict[str, int] = {}
+        for c in r.candidates():
+            if c.mutation and c.status != "rejected":
+                kind = offspring_kind(c.mutation)
+                kinds[kind] = kinds.get(kind, 0) + 1
+        return {"evaluations": len(done), "best_proxy": best, "best_at": best_at,
+                "curve": curve, "joined": len(joined), "joined_with_region_term": region,
+                "rank1": top[0].formula if top else None,
+                "rank1_score": top[0].score if top else None, "offspring": kinds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="segmentation")
+    ap.add_argument("--metric", default="miou")
+    ap.add_argument("--variant", action="append", required=True, help="NAME=CONFIG.toml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--stages", type=int, nargs="+", default=[50, 100, 150])
+    ap.add_argument("--baseline", action="append", default=[])
+    ap.add_argument("--retrain-seeds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--runs", default=None, help="JSON-lines runs file of the re-trainings")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--no-retrain", action="store_true")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    variants = [v.partition("=")[::2] for v in args.variant]
+    configs = {name: SearchConfig.from_toml(path) for name, path in variants}
+    studies = {(name, s): out / f"{name}-s{s}.db" for name, _ in variants for s in args.seeds}
+    if not args.report_only:
+        for stage in args.stages:
+            for s in args.seeds:
+                for name, _ in variants:
+                    cfg = SearchConfig.from_dict({**configs[name].to_dict(), "seed": s})
+                    with SearchProgress() as progress:
+                        az.search(args.task, args.metric, stage, studies[(name, s)], cfg,
+                                  workers=args.workers, progress=progress).close()
+    rows = []
+    for (name, s), path in studies.items():
+        if not path.exists():
+            continue
+        task = az.get_task(args.task, **configs[name].task_options)
+        rows.append({"variant": name, "seed": s, "config": dict(variants)[name],
+                     "study": str(path), **study_facts(path, task)})
+    baselines: dict = {}
+    if rows and not args.no_retrain and not args.report_only:
+        losses = [*args.baseline, *[f"study:{r['study']}#1" for r in rows]]
+        runs = args.runs or str(out / "runs.jsonl")
+        res = compare(args.task, losses, args.retrain_seeds, None, "full", args.workers,
+                      results=runs)
+        table = {r["loss"]: r["metrics"][args.metric] for r in res.summary()}
+        for r in rows:
+            st = table[f"study:{r['study']}#1"]
+            r["retrained"] = {"mean": st["mean"], "std": st["std"], "values": st["values"]}
+        baselines = {b: {k: table[b][k] for k in ("mean", "std", "values")}
+                     for b in args.baseline}
+    report = {**provenance(), "task": args.task, "metric": args.metric, "stages": args.stages,
+              "searches": rows, "baselines": baselines}
+    for suffix, text in ((".json", json.dumps(report, indent=1) + "\n"),
+                         (".md", render(report))):
+        target = Path(f"{out}{suffix}")
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+    plot(report, Path(f"{out}.png"))
+    print(render(report))
+
+
+def render(rep: dict) -> str:
+    m = rep["metric"]
+    lines = [f"# {rep['task']} / {m}: exploration beyond the paper's offspring operators", "",
+             f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
+             "", "Budget in proxy-training equivalents; region term: a joined member holding "
+             "`Mean_nhw` over both a prediction and a target leaf. Re-trained: the study's "
+             "rank-1 loss, full schedule, test split.", "",
+             f"| variant | seed | evaluations | best proxy {m} (at) | joined with a region term "
+             f"| rank-1 loss | re-trained {m} (test) |", "|---|---|---|---|---|---|---|"]
+    for r in rep["searches"]:
+        best = "-" if r["best_proxy"] is None else f"{r['best_proxy']:.4f} ({r['best_at']})"
+        rt = r.get("retrained")
+        rts = "-" if not rt else f"{rt['mean']:.4f} ± {rt['std']:.4f}"
+        share = f"{r['joined_with_region_term']} / {r['joined']}"
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['evaluations']} | {best} | {share} "
+                     f"| `{r['rank1']}` | {rts} |")
+    for b, st in rep["baselines"].items():
+        lines.append(f"| {b} (handcrafted) | | | | | `{b}` | {st['mean']:.4f} ± {st['std']:.4f} |")
+    by: dict[str, list] = {}
+    for r in rep["searches"]:
+        by.setdefault(r["variant"], []).append(r)
+    lines += ["", "Per variant, at the budget every search of it reached (mean over seeds):", "",
+              f"| variant | seeds | budget reached | best proxy {m} at that budget |",
+              "|---|---|---|---|"]
+    for name, rs in by.items():
+        reach = min(r["evaluations"] for r in rs)
+        bests = [r["curve"][reach - 1] for r in rs if reach and r["curve"][reach - 1] is not None]
+        mean = statistics.fmean(bests) if bests else float("nan")
+        spread = f" ± {statistics.stdev(bests):.4f}" if len(bests) > 1 else ""
+        lines.append(f"| {name} | {len(rs)} | {reach} | {mean:.4f}{spread} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    colors: dict[str, str] = {}
+    for r in rep["searches"]:
+        c = colors.setdefault(r["variant"], f"C{len(colors)}")
+        xs = [i + 1 for i, y in enumerate(r["curve"]) if y is not None]
+        ys = [y for y in r["curve"] if y is not None]
+        ax.plot(xs, ys, color=c, linestyle=["-", "--", ":", "-."][r["seed"] % 4],
+                label=f"{r['variant']} seed {r['seed']}")
+    ax.set_xlabel("proxy trainings")
+    ax.set_ylabel(f"best proxy {rep['metric']} so far")
+    ax.set_title(f"{rep['task']}: the paper's operators vs exploration options")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    main()
