@@ -227,3 +227,16 @@ def test_studies_made_before_the_per_branch_test_resume_without_it():
     assert SearchConfig.from_dict(stored).screening.per_branch is True  # a new config
     with pytest.raises(ValueError, match="branch_eta: expected a finite number"):
         SearchConfig.from_dict({"screening": {"branch_eta": float("nan")}})
+
+
+def test_check_reports_each_branch_as_the_search_screens_it():
+    good = check(f"cls_rpn: {CE}; reg_rpn: {GIOU}; cls_rcnn: {CE}; reg_rcnn: {GIOU}")
+    assert good["accepted"] and set(good["branches"]) == {"cls_rpn", "reg_rpn", "cls_rcnn",
+                                                          "reg_rcnn"}
+    assert all(b["accepted"] and b["closed"] > good["branch_eta"]
+               for b in good["branches"].values())
+    dead = check(DEAD_RPN)
+    assert dead["score"] >= dead["eta"] and not dead["accepted"]  # g alone would accept
+    assert dead["branches"]["cls_rcnn"]["accepted"]
+    assert not dead["branches"]["cls_rpn"]["accepted"]
+    assert dead["reason"].startswith("branch cls_rpn closes")

@@ -153,18 +153,33 @@ def check(
     loss = t.as_task_loss(formula)
     screener = Screener.from_config(t, metric, cfg, device.value)
     res = screener.screen(loss, optimize=True)
+    # the search's per-branch test too (multi-branch tasks with perfect outputs)
+    branches = ({name: screener.screen_branch(loss, name) for name in loss.names}
+                if cfg.screening.per_branch and screener.per_branch else {})
+    failed = next((b for b in branches.values() if not b.accepted), None)
+    accepted = res.accepted and failed is None
+    reason = res.reason or (failed.reason if failed is not None else "")
     out = {
         "formula": str(loss), "task": task, "metric": metric, "score": res.g,
-        "accepted": res.accepted, "fingerprint": res.fingerprint,
-        "reason": res.reason or None, "eta": cfg.screening.eta,
+        "accepted": accepted, "fingerprint": res.fingerprint,
+        "reason": reason or None, "eta": cfg.screening.eta,
         "samples": cfg.screening.samples, "steps": cfg.screening.steps,
-        "seconds": round(res.seconds, 4),
+        "seconds": round(res.seconds + sum(b.seconds for b in branches.values()), 4),
     }
+    if branches:
+        out["branch_eta"] = cfg.screening.branch_eta
+        out["branches"] = {name: {"accepted": b.accepted, "closed": b.g,
+                                  "reason": b.reason or None} for name, b in branches.items()}
     if as_json:
         _echo_json(out)
         return
     g = "n/a" if res.g is None else f"{res.g:+.4f}"
-    typer.echo(f"{res.verdict}: g = {g} (eta = {cfg.screening.eta}) {res.reason}".rstrip())
+    verdict = "accepted" if accepted else "rejected"
+    typer.echo(f"{verdict}: g = {g} (eta = {cfg.screening.eta}) {reason}".rstrip())
+    for name, b in branches.items():
+        closed = "n/a" if b.g is None else f"{b.g:+.3f}"
+        typer.echo(f"  branch {name}: closes {closed} of the gap to perfect outputs "
+                   f"(branch_eta = {cfg.screening.branch_eta}): {b.verdict}")
     typer.echo(f"fingerprint: {res.fingerprint}")
 
 
