@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Issue 18: the paper's offspring operators vs recombination, grafts and both, on
+# segmentation/mIoU with the calibrated 1,000 x 8 proxy: 2 search seeds each, budgets
+# raised together in stages of 50 proxy-training equivalents up to 150, then each rank-1
+# re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY benchmarks/exploration.py --task segmentation --metric miou \
+  --variant paper=benchmarks/configs/explore-paper.toml \
+  --variant recombine=benchmarks/configs/explore-recombine.toml \
+  --variant graft=benchmarks/configs/explore-graft.toml \
+  --variant both=benchmarks/configs/explore-both.toml \
+  --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
+  --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"
