@@ -240,3 +240,31 @@ def test_check_reports_each_branch_as_the_search_screens_it():
     assert dead["branches"]["cls_rcnn"]["accepted"]
     assert not dead["branches"]["cls_rpn"]["accepted"]
     assert dead["reason"].startswith("branch cls_rpn closes")
+
+
+def test_an_old_study_resumes_with_the_same_config_file_after_the_upgrade(tmp_path):
+    """A study whose stored config predates screening.per_branch resumes with the TOML it
+    was made with (per_branch then at today's default) and keeps running without the
+    test; a config that asks for something else is refused, naming the field."""
+    import sqlite3
+
+    from autoloss_zero.errors import StudyError
+    from autoloss_zero.search.resolve import check_same_search, resolve_config
+    cfg = tiny_config()
+    study = tmp_path / "old.db"
+    az.search("classification", "accuracy", 1, study, cfg, workers=1).close()
+    with sqlite3.connect(study) as con:  # make it look like a study of the old version
+        (text,) = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        old = json.loads(text)
+        del old["screening"]["per_branch"]
+        con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(old),))
+    res = resolve_config(study, cfg)
+    assert res.config.screening.per_branch is False
+    task = az.get_task("classification", **cfg.task_options)
+    check_same_search(study, res.meta, "classification", task.config, "accuracy", cfg)
+    cfg.screening.branch_eta = 0.2  # a change, not a new default: still compared
+    with pytest.raises(StudyError, match="branch_eta"):
+        check_same_search(study, res.meta, "classification", task.config, "accuracy", cfg)
+    cfg.screening.branch_eta = 0.05
+    with az.search("classification", "accuracy", 2, study, cfg, workers=1) as r:
+        assert r.counts()["evaluated"] == 2

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import StudyError
 from ..tasks.base import canonical_options
-from .config import SearchConfig, config_diff
+from .config import ADDED_LATER, SearchConfig, config_diff
 from .study import StudyReader, check_file
 
 
@@ -75,6 +75,14 @@ def check_same_search(path: Path, meta: dict[str, Any], task_id: str, task_confi
         stored, new = SearchConfig.from_stored(meta["config"]).to_dict(), given.to_dict()
         stored.pop("task_options", None)
         new.pop("task_options", None)
+        # a field added after the study was made, given at today's default: the study
+        # keeps the value it ran with (the same TOML resumes it after an upgrade)
+        defaults = SearchConfig().to_dict()
+        for section, key in ADDED_LATER:
+            raw = meta["config"].get(section) if isinstance(meta["config"], dict) else None
+            if isinstance(raw, dict) and key not in raw \
+                    and new[section][key] == defaults[section][key]:
+                new[section][key] = stored[section][key]
         problems += config_diff(stored, new)
     # the task's options as they train (a proxy override equal to its base option, or a
     # default that a config spells out, is the same search)
