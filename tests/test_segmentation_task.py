@@ -140,3 +140,36 @@ def test_lovasz_equals_kornia_when_every_class_is_present():
     labels = torch.arange(64).reshape(1, 8, 8) % 4
     expected = float(lovasz_softmax_loss(logits, labels))
     assert float(lovasz(logits, labels)) == pytest.approx(expected)
+
+
+def test_proxy_size_renders_the_proxy_canvases_smaller():
+    """``proxy_size``: the proxy trains and is scored on canvases rendered at that size
+    (a quarter of the pixels at half the size, and a quarter of the cost per step); the
+    full schedule and its run identity on the test split do not see it."""
+    base = dict(train_items=32, val_items=8, test_items=8, proxy_steps=2, full_steps=1,
+                eval_batch=8)
+    small = get_task("segmentation", proxy_size=32, **base)
+    plain = get_task("segmentation", **base)
+    seen = []
+    real = type(small).predict
+
+    def spy(self, model, x):
+        seen.append(tuple(x.shape[-2:]))
+        return real(self, model, x)
+
+    type(small).predict = spy
+    try:
+        small.train(small.baseline("ce"), seed=0, schedule="proxy")
+        proxy_shapes = set(seen)
+        seen.clear()
+        small.train(small.baseline("ce"), seed=0, schedule="full")
+    finally:
+        type(small).predict = real
+    assert proxy_shapes == {(32, 32)} and set(seen) == {(64, 64)}
+    assert small.split("train")[0].shape[-2:] == (64, 64)  # outside train: the task's size
+    assert small.schedule_cost("proxy") == plain.schedule_cost("proxy") / 4
+    assert small.schedule_cost("full") == plain.schedule_cost("full")
+    assert small.run_identity("full") == plain.run_identity("full")
+    assert small.run_identity("proxy") != plain.run_identity("proxy")
+    with pytest.raises(ValueError, match="proxy_size"):
+        get_task("segmentation", proxy_size=30)

@@ -464,7 +464,7 @@ class SupervisedTask(Task):
 
     def __init__(self, **config: Any):
         super().__init__(**config)
-        self._splits: dict[str, tuple[torch.Tensor, Any]] = {}
+        self._splits: dict[tuple, tuple[torch.Tensor, Any]] = {}
 
     # -- to implement --------------------------------------------------------
     @abstractmethod
@@ -484,9 +484,12 @@ class SupervisedTask(Task):
 
     # -- implemented -------------------------------------------------------------
     def split(self, name: str) -> tuple[torch.Tensor, Any]:
-        if name not in self._splits:
-            self._splits[name] = self.load_split(name)
-        return self._splits[name]
+        """A split as the current options make it (inside :meth:`train`, the schedule's:
+        e.g. segmentation's ``proxy_size`` renders the proxy's canvases smaller)."""
+        key = (name, self.config.get("size"), self.config.get("crop"))
+        if key not in self._splits:
+            self._splits[key] = self.load_split(name)
+        return self._splits[key]
 
     def screening_batch(self, samples: int, seed: int, device: str = "cpu") -> ScreeningBatch:
         x, target = self.split("train")
@@ -537,14 +540,21 @@ class SupervisedTask(Task):
         split: str | None = None,
     ) -> dict[str, float]:
         cfg = self.schedule_options(schedule)
+        with self._options(cfg):  # the schedule's options, data included
+            return self._train(loss_fn, cfg, seed=seed, device=device, schedule=schedule,
+                               stop_on_invalid=stop_on_invalid, deadline=deadline,
+                               split=split)
+
+    def _train(self, loss_fn, cfg, *, seed, device, schedule, stop_on_invalid, deadline,
+               split) -> dict[str, float]:
         split = check_split(split or default_split(schedule))
         steps = int(cfg[f"{schedule}_steps"])
         bs = int(cfg["batch_size"])
         x, target = self.split("train")
-        if schedule == "proxy" and self.config.get("proxy_train_items") is not None:
-            n = int(self.config["proxy_train_items"])
+        if schedule == "proxy" and cfg.get("proxy_train_items") is not None:
+            n = int(cfg["proxy_train_items"])
             x, target = x[:n], take(target, slice(0, n))
-        with self._options(cfg), seeded(seed):
+        with seeded(seed):
             model = self.build_model().to(device)
         opt = torch.optim.Adam(
             model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),

@@ -29,7 +29,7 @@ from .base import Branch, SupervisedTask
 from .canvas import compose
 from .classification import softmax_onehot
 from .layers import conv_bn
-from .options import Rule, choice, integer, multiple_of
+from .options import Rule, choice, integer, multiple_of, optional
 
 NUM_CLASSES = 11  # background + 10 object classes (animals or digits)
 
@@ -105,6 +105,7 @@ class SegmentationTask(SupervisedTask):
         # 300 steps at batch 16 ranked them against it (tau -0.24 and -0.34).
         "proxy_steps": 1000,
         "proxy_batch_size": 8,
+        "proxy_size": None,  # proxy canvases rendered at this size (None: ``size``)
         "full_steps": 2000,
         "batch_size": 16,
         "lr": 2e-3,
@@ -122,6 +123,7 @@ class SegmentationTask(SupervisedTask):
         "train_items": integer(1, 10**6), "val_items": integer(1, 10**6),
         "test_items": integer(1, 10**6), "data_seed": integer(0, 2**32 - 1),
         "boundary_width": integer(1, 64),
+        "proxy_size": optional(multiple_of(8, 16, 512)),
     }
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "large": {"width": 32, "depth": 2},
@@ -138,6 +140,13 @@ class SegmentationTask(SupervisedTask):
         if c.num_classes + 1 != NUM_CLASSES:
             raise TaskError(f"source {self.config['source']!r} has {c.num_classes} classes, not 10")
         return torch.from_numpy(c.images), torch.from_numpy(c.semantic)
+
+    def schedule_cost(self, schedule: str) -> float:
+        """Steps x batch size x pixels per image relative to ``size`` (a proxy with
+        ``proxy_size`` = size / 2 costs a quarter per step)."""
+        cfg = self.schedule_options(schedule)
+        scale = (int(cfg["size"]) / int(self.config["size"])) ** 2
+        return super().schedule_cost(schedule) * scale
 
     def build_model(self) -> nn.Module:
         return SegNet(1, NUM_CLASSES, int(self.config["width"]), int(self.config["depth"]))
