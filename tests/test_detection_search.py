@@ -197,7 +197,8 @@ def test_each_branch_is_screened_alone_with_the_others_perfect():
     anti = good.replace("cls_rcnn", az.parse(f"Neg({CE})"))
     assert not scr.screen_branch(anti, "cls_rcnn").accepted
     assert not _screener(task, per_branch=False).per_branch
-    assert not _screener(az.get_task("classification"), "accuracy").per_branch  # one branch: no test
+    # one branch: no per-branch test
+    assert not _screener(az.get_task("classification"), "accuracy").per_branch
 
 
 def test_search_from_scratch_keeps_only_losses_whose_every_branch_works(tmp_path):
