@@ -2,7 +2,9 @@
 the README's results table from the same data.
 
 Reads each ``results/*.json`` written by ``search_and_compare.py`` (a search, then the
-rank-1 loss and the baselines re-trained with the full schedule on the test split) and
+rank-1 loss and the baselines re-trained with the full schedule on the test split), and
+the files comparing search settings (``side_by_side.py``, ``exploration.py``: one entry
+per re-trained search, with its ``setting``), and
 keeps, per file: the task, the metric, the searched formula, the search's evaluations,
 and mean / std / seeds of the target metric for the searched loss and each baseline.
 Files made before the search-correctness fixes (2026-12-01, issue 16) are marked.
@@ -51,6 +53,30 @@ def entry(path: Path) -> dict | None:
     }
 
 
+def setting_entries(path: Path) -> list[dict]:
+    """Entries of a results file that compares search settings (``side_by_side.py``,
+    ``exploration.py``): one per search whose rank-1 loss was re-trained."""
+    data = json.loads(path.read_text())
+    if "searches" not in data or "baselines" not in data:
+        return []
+    out = []
+    for r in data["searches"]:
+        rt = r.get("retrained")
+        if not rt:
+            continue
+        name = r.get("name") or f"{r.get('variant')} seed {r.get('seed')}"
+        out.append({
+            "file": str(path), "task": data["task"], "metric": data["metric"],
+            "setting": name, "formula": r.get("formula") or r.get("rank1"),
+            "evaluations": r.get("trainings") or r.get("evaluations"), "date": data.get("date"),
+            "before_search_fixes": (data.get("date") or "") < FIXED,
+            "searched": {"mean": rt["mean"], "std": rt["std"], "seeds": len(rt["values"])},
+            "baselines": {b: {"mean": v["mean"], "std": v["std"], "seeds": len(v["values"])}
+                          for b, v in data["baselines"].items()},
+        })
+    return out
+
+
 def markdown(entries: list[dict]) -> str:
     lines = ["| task / metric | search | searched loss (rank 1) | re-trained, full schedule "
              "(test) | baselines |", "|---|---|---|---|---|"]
@@ -59,6 +85,8 @@ def markdown(entries: list[dict]) -> str:
         base = ", ".join(f"{k} {v['mean']:.3f} ± {v['std']:.3f}"
                          for k, v in e["baselines"].items())
         note = " (made before the search fixes)" if e["before_search_fixes"] else ""
+        if e.get("setting"):
+            note += f", {e['setting']}"
         lines.append(f"| {e['task']} / {e['metric']} | {e['evaluations']} evaluations{note} | "
                      f"`{e['formula']}` | {s['mean']:.3f} ± {s['std']:.3f} ({s['seeds']} "
                      f"seeds) | {base} ([file]({e['file'].replace('.json', '.md')})) |")
@@ -80,6 +108,8 @@ def main() -> None:
             continue
         if e is not None:
             entries.append(e)
+        else:
+            entries += setting_entries(path)
     Path(args.out).write_text(json.dumps({"entries": entries}, indent=1) + "\n")
     print(markdown(entries))
 
