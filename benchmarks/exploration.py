@@ -151,9 +151,16 @@ def render(rep: dict) -> str:
              f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
              "", "Budget in proxy-training equivalents; region term: a joined member holding "
              "`Mean_nhw` over both a prediction and a target leaf. Re-trained: the study's "
-             "rank-1 loss, full schedule, test split.", "",
-             f"| variant | seed | evaluations | best proxy {m} (at) | joined with a region term "
-             f"| rank-1 loss | re-trained {m} (test) |", "|---|---|---|---|---|---|---|"]
+             "rank-1 loss, full schedule, test split.", ""]
+    final = rep["stages"][-1]
+    unfinished = [f"{r['variant']} seed {r['seed']} ({r['evaluations']})"
+                  for r in rep["searches"] if r["evaluations"] < final]
+    if unfinished or not rep["searches"]:
+        lines += [f"**In progress** (every search goes to {final} equivalents; the numbers "
+                  "below are partial and move): " + (", ".join(unfinished) or "none started")
+                  + ".", ""]
+    lines += [f"| variant | seed | evaluations | best proxy {m} (at) | joined with a region "
+              f"term | rank-1 loss | re-trained {m} (test) |", "|---|---|---|---|---|---|---|"]
     for r in rep["searches"]:
         best = "-" if r["best_proxy"] is None else f"{r['best_proxy']:.4f} ({r['best_at']})"
         rt = r.get("retrained")
