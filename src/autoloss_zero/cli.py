@@ -155,7 +155,7 @@ def check(
     res = screener.screen(loss, optimize=True)
     # the search's per-branch test too (multi-branch tasks with perfect outputs)
     branches = ({name: screener.screen_branch(loss, name) for name in loss.names}
-                if cfg.screening.per_branch and screener.per_branch else {})
+                if screener.per_branch else {})
     failed = next((b for b in branches.values() if not b.accepted), None)
     accepted = res.accepted and failed is None
     reason = res.reason or (failed.reason if failed is not None else "")

@@ -46,6 +46,9 @@ classes of softmax probabilities is 1/C exactly, yet its float32 gradient is ~1e
 test is relative, as Adam is: a loss scaled by 1e-8 keeps its (tiny, real) gradient."""
 
 
+_UNSET = object()
+
+
 @dataclass
 class ScreenResult:
     verdict: Verdict
@@ -58,6 +61,13 @@ class ScreenResult:
     @property
     def accepted(self) -> bool:
         return self.verdict == Verdict.ACCEPTED
+
+
+def _timed(fn, *args) -> ScreenResult:
+    t0 = time.perf_counter()
+    res = fn(*args)
+    res.seconds = time.perf_counter() - t0
+    return res
 
 
 class Screener:
@@ -87,6 +97,8 @@ class Screener:
                           for t in tensors_of(self.raw0)]
         with torch.no_grad():
             self.before = task.sample_metric(self.raw0, self.target, self.metric).float()
+        self._perfect_raw = _UNSET  # made on first use (:meth:`_perfect`)
+        self._perfect_top: torch.Tensor | None = None
 
     @classmethod
     def from_config(cls, task: Task, metric: str, config: SearchConfig,
@@ -152,10 +164,7 @@ class Screener:
         """Screen one loss. ``optimize=False`` stops after the short-cuts and the
         initial-point fingerprint (the equivalence check without the rejection protocol,
         for ablations); the default follows ``config.enabled``."""
-        t0 = time.perf_counter()
-        res = self._screen(loss, self.config.enabled if optimize is None else optimize)
-        res.seconds = time.perf_counter() - t0
-        return res
+        return _timed(self._screen, loss, self.config.enabled if optimize is None else optimize)
 
     def _screen(self, loss: Loss, optimize: bool) -> ScreenResult:
         problem = self.task.dependency_problem(loss)
@@ -194,23 +203,29 @@ class Screener:
             out.append(f"{name}:{text}" if len(head) > 1 else text)
         return ";".join(out)
 
-    def _optimize(self, compiled: CompiledLoss, head) -> ScreenResult:
-        raw = tree_map(lambda t: t.clone().requires_grad_(True), self.raw0)
-        leaves = tensors_of(raw)
+    def _minimize(self, compiled: CompiledLoss, raw, leaves) -> int | None:
+        """The protocol's Adam on ``leaves`` (tensors of ``raw``), in place; the step at
+        which the loss or its gradient was not finite, else None."""
         opt = torch.optim.Adam(leaves, lr=self.config.lr)
-        partial = self._join(head, None)
         for step in range(self.config.steps):
             total = compiled.per_sample(self.task.branch_inputs(raw, self.target)).sum()
             if not bool(torch.isfinite(total)):
-                return ScreenResult(Verdict.REJECTED, f"NaN/Inf during optimization (step {step})",
-                                    fingerprint=partial)
+                return step
             grads = self._grads(total, leaves)
             if not all(bool(torch.isfinite(g).all()) for g in grads):
-                return ScreenResult(Verdict.REJECTED, f"NaN/Inf during optimization (step {step})",
-                                    fingerprint=partial)
+                return step
             for x, g in zip(leaves, grads):
                 x.grad = g
             opt.step()
+        return None
+
+    def _optimize(self, compiled: CompiledLoss, head) -> ScreenResult:
+        raw = tree_map(lambda t: t.clone().requires_grad_(True), self.raw0)
+        partial = self._join(head, None)
+        bad = self._minimize(compiled, raw, tensors_of(raw))
+        if bad is not None:
+            return ScreenResult(Verdict.REJECTED, f"NaN/Inf during optimization (step {bad})",
+                                fingerprint=partial)
         with torch.no_grad():
             after = self.task.sample_metric(raw, self.target, self.metric).float()
         g = float((after - self.before).mean())
@@ -232,11 +247,16 @@ class Screener:
                 and self._perfect() is not None)
 
     def _perfect(self):
-        if not hasattr(self, "_perfect_raw"):
+        """The task's perfect raw outputs for the screening samples (None if it has none)
+        and their metric, made once."""
+        if self._perfect_raw is _UNSET:
             with torch.no_grad():
                 perfect = self.task.perfect_raw(self.raw0, self.target)
-            self._perfect_raw = None if perfect is None else \
-                tree_map(lambda t: t.detach().float(), perfect)
+                if perfect is not None:
+                    perfect = tree_map(lambda t: t.detach().float(), perfect)
+                    self._perfect_top = self.task.sample_metric(
+                        perfect, self.target, self.metric).float()
+            self._perfect_raw = perfect
         return self._perfect_raw
 
     def screen_branch(self, loss: Loss, name: str) -> ScreenResult:
@@ -244,10 +264,7 @@ class Screener:
         the network's do, every other output is perfect (:meth:`Task.perfect_raw`); the
         branch is minimized alone (the protocol's Adam) and must close at least
         ``branch_eta`` of the metric's gap to the perfect outputs (``g`` is that fraction)."""
-        t0 = time.perf_counter()
-        res = self._screen_branch(Loss([(name, loss[name])]))
-        res.seconds = time.perf_counter() - t0
-        return res
+        return _timed(self._screen_branch, Loss([(name, loss[name])]))
 
     def _screen_branch(self, loss: Loss) -> ScreenResult:
         name = loss.names[0]
@@ -273,19 +290,11 @@ class Screener:
         raw = tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
         with torch.no_grad():
             before = self.task.sample_metric(raw, self.target, self.metric).float()
-            top = self.task.sample_metric(self._perfect(), self.target, self.metric).float()
-        gap = float((top - before).mean())
-        leaves = [x for x, own in zip(tensors_of(raw), owned) if own]
-        opt = torch.optim.Adam(leaves, lr=self.config.lr)
-        for step in range(self.config.steps):
-            total = compiled.per_sample(self.task.branch_inputs(raw, self.target)).sum()
-            grads = self._grads(total, leaves) if bool(torch.isfinite(total)) else None
-            if grads is None or not all(bool(torch.isfinite(g).all()) for g in grads):
-                return ScreenResult(Verdict.REJECTED,
-                                    f"NaN/Inf during optimization of branch {name} (step {step})")
-            for x, g in zip(leaves, grads):
-                x.grad = g
-            opt.step()
+        gap = float((self._perfect_top - before).mean())
+        bad = self._minimize(compiled, raw, [x for x, own in zip(tensors_of(raw), owned) if own])
+        if bad is not None:
+            return ScreenResult(Verdict.REJECTED,
+                                f"NaN/Inf during optimization of branch {name} (step {bad})")
         with torch.no_grad():
             after = self.task.sample_metric(raw, self.target, self.metric).float()
         gain = float((after - before).mean())
