@@ -68,9 +68,33 @@ class ScreeningConfig:
     0.80 (reg_rpn / reg_rcnn), IoU 0.25 / 0.76; branches of the accepted random losses
     0.01 or less."""
 
+    fit_steps: int | None = None
+    """Beyond the paper, the fit test: a candidate that passed g is used to train a
+    freshly initialized network of the task (the proxy's model) on the B screening samples
+    alone, Adam at ``fit_lr`` for this many steps, and the metric gain on those samples
+    must reach ``fit_eta``. It sees what optimizing raw outputs cannot: a network shares
+    its weights across outputs. None: the task's choice (``Task.screening_fit_steps``:
+    200 for pose, 0 elsewhere); 0: off (the paper). Measured on pose (benchmarks/README.md,
+    "The fit test"): every loss of a 37-loss panel that trains to an AP above 0.17 gains
+    0.40-1.00, every one that trains to 0 gains 0.20 or less, while g scored 1.0 on both
+    kinds. Off in studies made before it."""
+    fit_lr: float = 5e-3
+    """Adam learning rate of the fit test."""
+    fit_eta: float = 0.3
+    """The metric gain the fit test asks for (metric units, as eta)."""
+
     def __post_init__(self):
         if self.samples < 1 or self.steps < 1 or self.max_tries < 1:
             raise ConfigError("screening.samples, .steps and .max_tries must be >= 1")
+        if self.fit_steps is not None and (not isinstance(self.fit_steps, int)
+                                           or isinstance(self.fit_steps, bool)
+                                           or not 0 <= self.fit_steps <= 10**6):
+            raise ConfigError("screening.fit_steps must be an integer in 0..1000000, "
+                              f"got {self.fit_steps!r}")
+        if not 0 < self.fit_lr <= 10:  # nan fails too
+            raise ConfigError(f"screening.fit_lr must be in (0, 10], got {self.fit_lr!r}")
+        if not -1e6 <= self.fit_eta <= 1e6:
+            raise ConfigError(f"screening.fit_eta must be a finite number, got {self.fit_eta!r}")
         if self.lr <= 0:
             raise ConfigError("screening.lr must be > 0")
         if not -1e6 <= self.eta <= 1e6:  # finite: nan would accept every candidate
@@ -172,6 +196,7 @@ class ConfirmConfig:
 
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("screening", "per_branch"): False,  # 2026-12-01; screening was whole-loss before
+    ("screening", "fit_steps"): 0,  # 2026-12-01 (later); no fit test before
 }
 """Config fields added after studies were made, with the value those studies ran with."""
 

@@ -11,6 +11,11 @@ no leaf depending on its predictions (or, where the branch has one, no target le
 NaN/Inf loss or gradient, a gradient that is zero (relative: the float64 gradient is
 below float32 rounding noise, see :func:`_is_zero`).
 
+The **fit test** (beyond the paper, ``screening.fit_steps``; pose by default): a
+candidate that passed g also trains a freshly initialized network of the task on the B
+samples alone, and must raise the metric there by ``fit_eta``. Raw outputs are free per
+element; a network's are not, and on heatmaps g accepted losses that train to nothing.
+
 The **fingerprint** (paper Section 3.2; see :mod:`.equivalence`) is taken per branch:
 the B gradient norms at the initial predictions, the B directional derivatives along a
 fixed random direction there (signed, so that L and -L never collide), and, when the
@@ -33,7 +38,7 @@ import torch
 
 from ..expr.compile import CompiledLoss
 from ..expr.tree import Loss
-from ..tasks.base import ScreeningBatch, Task, tensors_of, tree_map
+from ..tasks.base import InvalidLoss, RawLoss, ScreeningBatch, Task, tensors_of, tree_map
 from .config import ScreeningConfig, SearchConfig
 from .equivalence import fingerprint
 from .seeds import derive_seed
@@ -89,6 +94,7 @@ class Screener:
         self.config = config
         self.operators = operators
         self.digits = digits
+        self.seed = seed
         self.batch = batch or task.screening_batch(config.samples, seed, device)
         self.raw0 = tree_map(lambda t: t.detach().float(), self.batch.raw)
         self.target = self.batch.target
@@ -236,7 +242,48 @@ class Screener:
             return ScreenResult(Verdict.REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=partial)
         tail = self._end_norms(compiled, raw)
         fp = partial if tail is None else self._join(head, tail)
+        failed = self._fit_test(compiled.loss)
+        if failed:
+            return ScreenResult(Verdict.REJECTED, failed, g=g, fingerprint=fp)
         return ScreenResult(Verdict.ACCEPTED, "", g=g, fingerprint=fp)
+
+    # -- the fit test (beyond the paper) ------------------------------------------------
+    @property
+    def fit_steps(self) -> int:
+        """Steps of the fit test (0: none): the config's, else the task's choice; 0 where
+        the task cannot train on its screening samples."""
+        steps = self.config.fit_steps
+        if steps is None:
+            steps = int(getattr(self.task, "screening_fit_steps", 0))
+        return steps if self.config.enabled and self.batch.items is not None else 0
+
+    def fit_gain(self, loss: Loss) -> float:
+        """The fit test's metric gain: a fresh network trained with ``loss`` on the
+        screening samples alone (:meth:`Task.fit_outputs`); NaN at a NaN/Inf loss value."""
+        fn = RawLoss(self.task, loss, self.operators)
+        try:
+            out = self.task.fit_outputs(fn, self.batch, self.fit_steps, self.config.fit_lr,
+                                        self.seed)
+        except InvalidLoss:
+            return float("nan")
+        if out is None:
+            return float("nan")
+        before, after = out
+        with torch.no_grad():
+            gain = (self.task.sample_metric(after, self.target, self.metric).float()
+                    - self.task.sample_metric(before, self.target, self.metric).float())
+        return float(gain.mean())
+
+    def _fit_test(self, loss: Loss) -> str:
+        """The reason the loss fails the fit test, or "" (passed, or no fit test)."""
+        if not self.fit_steps:
+            return ""
+        gain = self.fit_gain(loss)
+        if gain != gain:
+            return "NaN/Inf loss in the fit test"
+        if gain < self.config.fit_eta:
+            return f"fit gain {gain:.3f} < fit_eta"
+        return ""
 
     # -- the per-branch test (beyond the paper) -------------------------------------------
     @property

@@ -111,10 +111,13 @@ class Branch:
 
 @dataclass
 class ScreeningBatch:
-    """B samples for the rejection protocol: raw predictions and targets, leading dim B."""
+    """B samples for the rejection protocol: raw predictions and targets, leading dim B.
+    ``items``: the network inputs and targets of the same samples, one item per row
+    (B x items per sample), for the fit test of screening; None where the task has none."""
 
     raw: Any
     target: Any
+    items: tuple[Any, Any] | None = None
 
 
 def tree_map(fn: Callable, obj: Any) -> Any:
@@ -148,6 +151,9 @@ class Task(ABC):
     """Named transfer variants: config overrides used by ``compare --variant``."""
     references: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Known ``good`` and ``bad`` losses (formulas) that screening should accept/reject."""
+    screening_fit_steps: ClassVar[int] = 0
+    """Steps of the fit test of screening where ``screening.fit_steps`` is left to the
+    task (0: no fit test; see :meth:`fit_outputs`)."""
     option_rules: ClassVar[dict[str, Rule]] = {}
     """Range checks of options, ``{key: rule}`` (see ``tasks/options.py``), merged with
     those of the base classes; every option is also checked against its default's type."""
@@ -318,6 +324,15 @@ class Task(ABC):
         output their targets, must improve the metric (``screening.per_branch``)."""
         return None
 
+    def fit_outputs(self, loss_fn: LossFn, batch: ScreeningBatch, steps: int, lr: float,
+                    seed: int) -> tuple[Any, Any] | None:
+        """The fit test's training: a freshly initialized network (seeded by ``seed``)
+        trained with ``loss_fn`` on the screening items alone for ``steps`` Adam steps at
+        ``lr``; its raw outputs on those items before and after, shaped like ``batch.raw``.
+        None where the task cannot (no items). Raises :class:`InvalidLoss` at a NaN/Inf
+        loss value."""
+        return None
+
     # -- training -------------------------------------------------------------
     @abstractmethod
     def train(
@@ -416,6 +431,11 @@ def seeded(seed: int):
         yield
 
 
+def _fold(obj: Any, samples: int) -> Any:
+    """Items (N, ...) as samples (samples, N // samples, ...)."""
+    return tree_map(lambda t: t.reshape(samples, t.shape[0] // samples, *t.shape[1:]), obj)
+
+
 class SupervisedTask(Task):
     """Mini-batch training of a model on tensors: the common case.
 
@@ -506,10 +526,25 @@ class SupervisedTask(Task):
             raw = self.predict(model, x[idx].to(device))
         tgt = tree_map(lambda t: t.to(device), take(target, idx))
 
-        def fold(t):
-            return t.reshape(samples, k, *t.shape[1:])
+        return ScreeningBatch(_fold(raw, samples), _fold(tgt, samples),
+                              items=(x[idx].to(device), tgt))
 
-        return ScreeningBatch(tree_map(fold, raw), tree_map(fold, tgt))
+    def fit_outputs(self, loss_fn, batch, steps, lr, seed):
+        if batch.items is None:
+            return None
+        x, tgt = batch.items
+        samples = len(tensors_of(batch.raw)[0])
+        with seeded(seed):
+            model = self.build_model().to(x.device)
+        model.train()  # batch statistics throughout: before, during and after
+        with torch.no_grad():
+            before = self.predict(model, x)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for step in range(steps):
+            optimizer_step(opt, loss_fn(self.predict(model, x), tgt), step)
+        with torch.no_grad():
+            after = self.predict(model, x)
+        return _fold(before, samples), _fold(after, samples)
 
     def _iterate(self, model, split, device) -> Iterator[tuple[Any, Any]]:
         x, target = self.split(split)

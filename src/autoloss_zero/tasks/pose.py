@@ -110,6 +110,9 @@ class PoseTask(SupervisedTask):
         "good": ("Square(Add(yhat, Neg(y)))",),
         "bad": ("Neg(Square(Add(yhat, Neg(y))))", "Square(y)"),
     }
+    # Screening's fit test (benchmarks/README.md, "The fit test"): on heatmaps, g
+    # (Adam on raw outputs, each pixel free) accepts losses a network cannot train with.
+    screening_fit_steps: ClassVar[int] = 200
     option_rules: ClassVar[dict[str, Rule]] = {
         "source": choice("animals", "digits"), "crop": multiple_of(8, 16, 256),
         "width": integer(1, 1024), "depth": integer(1, 32),
