@@ -1,0 +1,71 @@
+"""Screening's fit test (``screening.fit_steps``, beyond the paper): a fresh network of the
+task trained with the candidate on the screening samples must raise the metric."""
+
+import math
+
+import pytest
+
+import autoloss_zero as az
+from autoloss_zero.errors import ConfigError
+from autoloss_zero.search.config import ScreeningConfig, SearchConfig
+from autoloss_zero.search.rejection import Screener
+from autoloss_zero.search.status import Verdict
+from autoloss_zero.tasks import get_task
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+SMALL_POSE = dict(train_items=40, val_items=6, test_items=6)
+INV = "Mean_nhw(Inv(Add(y, yhat)))"  # g = 1 on raw heatmaps; a network trains to nothing
+
+
+@pytest.fixture(scope="module")
+def pose():
+    return get_task("pose", **SMALL_POSE)
+
+
+def _screen(task, text, **config):
+    s = Screener(task, "ap", ScreeningConfig(**config), seed=0)
+    return s, s.screen(task.as_task_loss(az.parse(text)))
+
+
+def test_pose_runs_the_fit_test_by_default_and_it_rejects_what_g_accepts(pose):
+    s, res = _screen(pose, INV)
+    assert s.fit_steps == pose.screening_fit_steps == 200
+    assert res.g is not None and res.g >= s.config.eta  # the paper's test accepts it
+    assert res.verdict == Verdict.REJECTED and res.reason.startswith("fit gain"), res.reason
+    _, off = _screen(pose, INV, fit_steps=0)
+    assert off.verdict == Verdict.ACCEPTED  # the fit test is what rejected it
+    s, mse = _screen(pose, "Square(Add(yhat, Neg(y)))")
+    assert mse.verdict == Verdict.ACCEPTED, mse.reason
+    assert s.fit_gain(pose.as_task_loss(az.parse("Square(Add(yhat, Neg(y)))"))) >= 0.3
+
+
+def test_the_fit_gain_is_nan_for_a_loss_that_turns_nan(pose):
+    s = Screener(pose, "ap", ScreeningConfig(), seed=0)
+    assert math.isnan(s.fit_gain(pose.as_task_loss(az.parse("Mul(yhat, Exp(Inv(y)))"))))
+
+
+def test_fit_steps_left_to_the_task_or_set_by_the_config():
+    task = get_task("classification", train_items=300)
+    assert Screener(task, "accuracy", ScreeningConfig(), seed=0).fit_steps == 0
+    s = Screener(task, "accuracy", ScreeningConfig(fit_steps=3), seed=0)
+    assert s.fit_steps == 3
+    loss = task.as_task_loss(az.parse("Neg(Mul(y, Log(yhat)))"))
+    assert -1.0 <= s.fit_gain(loss) <= 1.0
+    assert Screener(task, "accuracy", ScreeningConfig(fit_steps=3, enabled=False),
+                    seed=0).fit_steps == 0
+
+
+@pytest.mark.parametrize("table", [{"fit_steps": -1}, {"fit_steps": True},
+                                   {"fit_steps": 1.5}, {"fit_lr": 0.0},
+                                   {"fit_lr": float("nan")}, {"fit_eta": float("nan")}])
+def test_bad_fit_options_are_one_line_errors(table):
+    with pytest.raises(ConfigError, match="screening.fit_"):
+        SearchConfig.from_dict({"screening": table})
+
+
+def test_studies_made_before_the_fit_test_resume_without_it():
+    stored = SearchConfig().to_dict()
+    del stored["screening"]["fit_steps"]
+    assert SearchConfig.from_stored(stored).screening.fit_steps == 0
+    assert SearchConfig.from_dict(stored).screening.fit_steps is None  # a new config
