@@ -6,11 +6,12 @@ import math
 import pytest
 
 import autoloss_zero as az
-from autoloss_zero.errors import ConfigError
+from autoloss_zero.errors import ConfigError, SearchError
 from autoloss_zero.search.config import ScreeningConfig, SearchConfig
 from autoloss_zero.search.rejection import Screener
 from autoloss_zero.search.status import Verdict
 from autoloss_zero.tasks import get_task
+from conftest import tiny_config
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -32,7 +33,7 @@ def test_pose_runs_the_fit_test_by_default_and_it_rejects_what_g_accepts(pose):
     s, res = _screen(pose, INV)
     assert s.fit_steps == pose.screening_fit_steps == 200
     assert res.g is not None and res.g >= s.config.eta  # the paper's test accepts it
-    assert res.verdict == Verdict.REJECTED and res.reason.startswith("fit gain"), res.reason
+    assert res.verdict == Verdict.REJECTED and res.reason.startswith("fit test: gain"), res.reason
     _, off = _screen(pose, INV, fit_steps=0)
     assert off.verdict == Verdict.ACCEPTED  # the fit test is what rejected it
     s, mse = _screen(pose, "Square(Add(yhat, Neg(y)))")
@@ -69,3 +70,10 @@ def test_studies_made_before_the_fit_test_resume_without_it():
     del stored["screening"]["fit_steps"]
     assert SearchConfig.from_stored(stored).screening.fit_steps == 0
     assert SearchConfig.from_dict(stored).screening.fit_steps is None  # a new config
+
+
+def test_a_fit_test_nothing_passes_stops_the_search_with_a_clear_error(tmp_path):
+    cfg = tiny_config(0, eta=-1e6, fit_steps=2, fit_eta=2.0, max_tries=100)  # no gain is 2
+    cfg.task_options = {**SMALL_POSE, "proxy_steps": 2}
+    with pytest.raises(SearchError, match="fit test in 2 tries"):
+        az.search("pose", "ap", 2, tmp_path / "p.db", cfg, workers=1)

@@ -42,7 +42,7 @@ from .config import SearchConfig
 from .engines import Engine, create_engine, cuda_devices
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
-from .rejection import Screener, ScreenResult
+from .rejection import FIT_FAILED, Screener, ScreenResult
 from .resolve import ResolvedConfig, check_same_search, resolve_config
 from .seeds import derive_seed, stream
 from .status import Status
@@ -124,6 +124,7 @@ class Evolution:
         self.initial = 0
         self.started = 0
         self.tries = 0
+        self.fit_tries = 0
         self.settled = 0
         self.stats = Stats()
         self.best: tuple[float, str] | None = None
@@ -337,6 +338,19 @@ class Evolution:
             self._screening_error(row.reason)
             return {}
 
+    def _fit_failed(self, max_tries: int) -> None:
+        """A candidate passed g and failed the fit test: g is passable (the count of
+        screening failures starts again), and a fit test no candidate passes is stopped
+        after ``max_tries // 50`` such failures in a row (each costs a short training;
+        pose's random losses that pass g pass it about 1 time in 14)."""
+        self.tries = 0
+        self.fit_tries += 1
+        limit = max(1, max_tries // 50)
+        if self.fit_tries >= limit:
+            raise SearchError(
+                f"no candidate passed the fit test in {limit} tries in a row of candidates "
+                "that passed g (lower screening.fit_eta, or set screening.fit_steps = 0)")
+
     def _copy(self, parent: Member, row: Candidate) -> None:
         """The paper's copy. ``reuse``: the child joins with its parent's score, untrained.
         ``reevaluate``: the parent's loss is trained again with a fresh seed and the
@@ -404,9 +418,11 @@ class Evolution:
             self._note(row)
             if row.status == Status.REJECTED:
                 self.stats.rejected += 1
+                if (row.reason or "").startswith(FIT_FAILED):
+                    self._fit_failed(max_tries)
                 continue
             break
-        self.tries = 0  # a candidate passed: the count of failures in a row starts again
+        self.tries = self.fit_tries = 0  # a candidate passed: failures in a row start again
         self.settled = 0 if row.status == Status.RUNNING else self.settled + 1
         if self.settled >= max_tries:
             self.study.insert(rows, {"stats": self.stats.__dict__})

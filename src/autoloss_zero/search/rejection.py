@@ -53,6 +53,9 @@ test is relative, as Adam is: a loss scaled by 1e-8 keeps its (tiny, real) gradi
 
 _UNSET = object()
 
+FIT_FAILED = "fit test: "
+"""How the reason of a rejection by the fit test begins (the search counts those apart)."""
+
 
 @dataclass
 class ScreenResult:
@@ -280,9 +283,9 @@ class Screener:
             return ""
         gain = self.fit_gain(loss)
         if gain != gain:
-            return "NaN/Inf loss in the fit test"
+            return FIT_FAILED + "NaN/Inf loss"
         if gain < self.config.fit_eta:
-            return f"fit gain {gain:.3f} < fit_eta"
+            return FIT_FAILED + f"gain {gain:.3f} < fit_eta"
         return ""
 
     # -- the per-branch test (beyond the paper) -------------------------------------------
