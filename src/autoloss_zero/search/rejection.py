@@ -106,6 +106,11 @@ class Screener:
                           for t in tensors_of(self.raw0)]
         with torch.no_grad():
             self.before = task.sample_metric(self.raw0, self.target, self.metric).float()
+        # steps of the fit test (0: none): the config's, else the task's choice; 0 where
+        # the task cannot train on its screening samples
+        steps = task.screening_fit_steps if config.fit_steps is None else config.fit_steps
+        self.fit_steps = steps if config.enabled and self.batch.items is not None else 0
+        self._fit_before = _UNSET  # the untrained fit network's metric, made on first use
         self._perfect_raw = _UNSET  # made on first use (:meth:`_perfect`)
         self._perfect_top: torch.Tensor | None = None
 
@@ -251,31 +256,30 @@ class Screener:
         return ScreenResult(Verdict.ACCEPTED, "", g=g, fingerprint=fp)
 
     # -- the fit test (beyond the paper) ------------------------------------------------
-    @property
-    def fit_steps(self) -> int:
-        """Steps of the fit test (0: none): the config's, else the task's choice; 0 where
-        the task cannot train on its screening samples."""
-        steps = self.config.fit_steps
-        if steps is None:
-            steps = int(getattr(self.task, "screening_fit_steps", 0))
-        return steps if self.config.enabled and self.batch.items is not None else 0
+    def _fit_metric(self, loss: Loss | None, steps: int) -> torch.Tensor | None:
+        """The per-sample metric of the fit test's network after ``steps`` steps with
+        ``loss`` (:meth:`Task.fit_outputs`); None where the task cannot train on its
+        screening samples."""
+        fn = None if loss is None else RawLoss(self.task, loss, self.operators)
+        raw = self.task.fit_outputs(fn, self.batch, steps, self.config.fit_lr, self.seed)
+        if raw is None:
+            return None
+        with torch.no_grad():
+            return self.task.sample_metric(raw, self.target, self.metric).float()
 
     def fit_gain(self, loss: Loss) -> float:
         """The fit test's metric gain: a fresh network trained with ``loss`` on the
-        screening samples alone (:meth:`Task.fit_outputs`); NaN at a NaN/Inf loss value."""
-        fn = RawLoss(self.task, loss, self.operators)
+        screening samples alone, against the same network untrained (measured once);
+        NaN at a NaN/Inf loss value."""
+        if self._fit_before is _UNSET:
+            self._fit_before = self._fit_metric(None, 0)
         try:
-            out = self.task.fit_outputs(fn, self.batch, self.fit_steps, self.config.fit_lr,
-                                        self.seed)
+            after = self._fit_metric(loss, self.fit_steps)
         except InvalidLoss:
             return float("nan")
-        if out is None:
+        if after is None or self._fit_before is None:
             return float("nan")
-        before, after = out
-        with torch.no_grad():
-            gain = (self.task.sample_metric(after, self.target, self.metric).float()
-                    - self.task.sample_metric(before, self.target, self.metric).float())
-        return float(gain.mean())
+        return float((after - self._fit_before).mean())
 
     def _fit_test(self, loss: Loss) -> str:
         """The reason the loss fails the fit test, or "" (passed, or no fit test)."""

@@ -324,13 +324,13 @@ class Task(ABC):
         output their targets, must improve the metric (``screening.per_branch``)."""
         return None
 
-    def fit_outputs(self, loss_fn: LossFn, batch: ScreeningBatch, steps: int, lr: float,
-                    seed: int) -> tuple[Any, Any] | None:
+    def fit_outputs(self, loss_fn: LossFn | None, batch: ScreeningBatch, steps: int,
+                    lr: float, seed: int) -> Any | None:
         """The fit test's training: a freshly initialized network (seeded by ``seed``)
         trained with ``loss_fn`` on the screening items alone for ``steps`` Adam steps at
-        ``lr``; its raw outputs on those items before and after, shaped like ``batch.raw``.
-        None where the task cannot (no items). Raises :class:`InvalidLoss` at a NaN/Inf
-        loss value."""
+        ``lr`` (0 steps: the untrained network, ``loss_fn`` unused); its raw outputs on
+        those items, shaped like ``batch.raw``. None where the task cannot (no items).
+        Raises :class:`InvalidLoss` at a NaN/Inf loss value."""
         return None
 
     # -- training -------------------------------------------------------------
@@ -536,15 +536,12 @@ class SupervisedTask(Task):
         samples = len(tensors_of(batch.raw)[0])
         with seeded(seed):
             model = self.build_model().to(x.device)
-        model.train()  # batch statistics throughout: before, during and after
-        with torch.no_grad():
-            before = self.predict(model, x)
+        model.train()  # batch statistics, in training and in the outputs returned
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         for step in range(steps):
             optimizer_step(opt, loss_fn(self.predict(model, x), tgt), step)
         with torch.no_grad():
-            after = self.predict(model, x)
-        return _fold(before, samples), _fold(after, samples)
+            return _fold(self.predict(model, x), samples)
 
     def _iterate(self, model, split, device) -> Iterator[tuple[Any, Any]]:
         x, target = self.split(split)
