@@ -77,3 +77,50 @@ def test_a_fit_test_nothing_passes_stops_the_search_with_a_clear_error(tmp_path)
     cfg.task_options = {**SMALL_POSE, "proxy_steps": 2}
     with pytest.raises(SearchError, match="fit test in 2 tries"):
         az.search("pose", "ap", 2, tmp_path / "p.db", cfg, workers=1)
+
+
+def test_the_fingerprint_is_consulted_before_the_fit_test(tmp_path):
+    """A loss gradient-equivalent to one that failed the fit test is rejected, and one
+    equivalent to a loss that passed it is a duplicate, without a second fit test."""
+    from autoloss_zero.search.evolution import Evolution, _fingerprinted
+    from autoloss_zero.search.study import Candidate, Study
+
+    cfg = SearchConfig(seed=0)
+    cfg.task_options = dict(SMALL_POSE)
+    task = get_task("pose", **SMALL_POSE)
+    study = Study(tmp_path / "f.db")
+    study.set_meta({"schema": 1, "task": "pose", "metric": "ap", "config": cfg.to_dict()})
+    evo = Evolution(task, "ap", study, cfg)
+    tests = []
+    fit_gain = evo.screener.fit_gain  # counts the fit trainings, then runs them
+    evo.screener.fit_gain = lambda loss: tests.append(str(loss)) or fit_gain(loss)
+
+    def classify(formula):
+        loss = evo.parse_loss(formula)
+        row = Candidate(id=evo.next_id, step=evo.next_id, formula=str(loss),
+                        normal=loss.key, status="")
+        evo.next_id += 1
+        evo._classify(loss, row)
+        evo.index.add(row.id, row.normal, None)
+        if _fingerprinted(row):
+            evo.index.add(row.id, None, row.fingerprint)
+        evo._note(row)
+        return row
+
+    try:
+        inv = classify(INV)
+        assert inv.status == "rejected" and inv.reason.startswith("fit test: gain")
+        same = classify(f"Add({INV}, Mean_nhw(y))")  # a target-only term: same gradient
+        assert same.status == "rejected" and same.duplicate_of == inv.id
+        assert same.reason == f"fit test: same gradient fingerprint as #{inv.id}"
+        mse = classify("Square(Add(yhat, Neg(y)))")
+        assert mse.status == "running", mse.reason
+        twin = classify("Add(Square(Add(yhat, Neg(y))), Mean_nhw(y))")
+        assert twin.status == "waiting" and twin.duplicate_of == mse.id
+        assert len(tests) == 2  # INV and MSE: their equivalents were not tested again
+        # with the equivalence check off, every loss that passes g takes the fit test
+        evo.config.equivalence.enabled = False
+        assert classify(f"Add({INV}, Mean_nhw(y))").reason.startswith("fit test: gain")
+        assert len(tests) == 3
+    finally:
+        study.close()

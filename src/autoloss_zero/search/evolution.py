@@ -89,6 +89,19 @@ def training_seed(config: SearchConfig, step: int) -> int:
     return derive_seed(config.seed, "train", step)
 
 
+def _fit_failed_row(row: Candidate) -> bool:
+    return row.status == Status.REJECTED and (row.reason or "").startswith(FIT_FAILED)
+
+
+def _fingerprinted(row: Candidate) -> bool:
+    """Whether ``row``'s gradient fingerprint goes into the equivalence index: a loss
+    that passed screening and was trained (or is training), or one that passed g and
+    failed the fit test (an equivalent one is rejected without a test), not a loss
+    already settled as equivalent to another."""
+    return (row.fingerprint is not None and not row.duplicate_of
+            and (row.status.is_started() or _fit_failed_row(row)))
+
+
 class Evolution:
     """The evolution state and its two operations: ``produce`` and ``complete``.
 
@@ -191,7 +204,7 @@ class Evolution:
             self._note(row)
             if eq:
                 self.index.add(row.id, row.normal, None)
-                if row.status.is_started() and not row.duplicate_of:
+                if _fingerprinted(row):
                     self.index.add(row.id, None, row.fingerprint)
             if row.status.is_in_flight():
                 self.rows[row.id] = row
@@ -283,8 +296,9 @@ class Evolution:
                 return
         if self.config.screening.enabled or eq:
             screener = self.screener  # a task that cannot make screening samples: stop here
-            try:
-                res = screener.screen(loss, optimize=self.config.screening.enabled)
+            try:  # with the equivalence check, the fit test comes after the fingerprint
+                res = screener.screen(loss, optimize=self.config.screening.enabled,
+                                      fit=not eq)
             except Exception as exc:  # noqa: BLE001 - task or user-operator code may raise
                 row.status, row.reason = Status.REJECTED, f"screening raised {describe(exc)}"
                 self._screening_error(row.reason)
@@ -301,6 +315,15 @@ class Evolution:
             if eq and row.fingerprint is not None:
                 hit = self.index.by_gradient(row.fingerprint)
                 if hit is not None and self._reuse(row, hit, "gradient fingerprint"):
+                    if row.status == Status.REJECTED:  # only a fit test fails after g
+                        row.reason = FIT_FAILED + row.reason
+                    return
+            if eq:
+                fit = screener.fit_test(loss)
+                self.stats.screen_s += fit.seconds
+                row.screen_s += fit.seconds
+                if not fit.accepted:
+                    row.status, row.reason = Status.REJECTED, fit.reason
                     return
         row.status = Status.RUNNING
 
@@ -413,12 +436,12 @@ class Evolution:
             rows.append(row)
             if self.config.equivalence.enabled:
                 self.index.add(row.id, row.normal, None)
-                if row.status == Status.RUNNING and not row.duplicate_of:
+                if _fingerprinted(row):
                     self.index.add(row.id, None, row.fingerprint)
             self._note(row)
             if row.status == Status.REJECTED:
                 self.stats.rejected += 1
-                if (row.reason or "").startswith(FIT_FAILED):
+                if _fit_failed_row(row):
                     self._fit_failed(max_tries)
                 continue
             break

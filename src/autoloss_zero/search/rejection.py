@@ -22,7 +22,9 @@ fixed random direction there (signed, so that L and -L never collide), and, when
 protocol ran, the B gradient norms at the end of the candidate's own optimization
 (where predictions are far from uniform and losses differ most; equivalent losses,
 which differ by a constant, follow the same Adam path and meet there again). The search
-consults it only for candidates that passed the protocol (the paper's order).
+consults it only for candidates that passed the protocol (the paper's order), before
+their fit test: a loss equivalent to one that passed or failed the fit test gets its
+verdict without paying for the test again.
 
 All B samples are stacked on a leading dim and optimized in one graph: each sample's
 loss depends on its own predictions only, so one backward pass over the sum gives every
@@ -174,13 +176,16 @@ class Screener:
         return fingerprint(values, self.digits)
 
     # -- the protocol ------------------------------------------------------------
-    def screen(self, loss: Loss, optimize: bool | None = None) -> ScreenResult:
+    def screen(self, loss: Loss, optimize: bool | None = None, fit: bool = True) -> ScreenResult:
         """Screen one loss. ``optimize=False`` stops after the short-cuts and the
         initial-point fingerprint (the equivalence check without the rejection protocol,
-        for ablations); the default follows ``config.enabled``."""
-        return _timed(self._screen, loss, self.config.enabled if optimize is None else optimize)
+        for ablations); the default follows ``config.enabled``. ``fit=False`` leaves out
+        the fit test (the search runs it apart, :meth:`fit_test`, once the fingerprint
+        showed the loss is new)."""
+        return _timed(self._screen, loss,
+                      self.config.enabled if optimize is None else optimize, fit)
 
-    def _screen(self, loss: Loss, optimize: bool) -> ScreenResult:
+    def _screen(self, loss: Loss, optimize: bool, fit: bool = True) -> ScreenResult:
         problem = self.task.dependency_problem(loss)
         if problem:
             return ScreenResult(Verdict.REJECTED, problem, shortcut=True)
@@ -206,7 +211,7 @@ class Screener:
         if not optimize:
             return ScreenResult(Verdict.ACCEPTED, "not screened",
                                 fingerprint=self._join(head, None))
-        return self._optimize(compiled, head)
+        return self._optimize(compiled, head, fit)
 
     def _join(self, head, tail) -> str:
         out = []
@@ -233,7 +238,7 @@ class Screener:
             opt.step()
         return None
 
-    def _optimize(self, compiled: CompiledLoss, head) -> ScreenResult:
+    def _optimize(self, compiled: CompiledLoss, head, fit: bool) -> ScreenResult:
         raw = tree_map(lambda t: t.clone().requires_grad_(True), self.raw0)
         partial = self._join(head, None)
         bad = self._minimize(compiled, raw, tensors_of(raw))
@@ -250,7 +255,7 @@ class Screener:
             return ScreenResult(Verdict.REJECTED, f"g = {g:.3f} < eta", g=g, fingerprint=partial)
         tail = self._end_norms(compiled, raw)
         fp = partial if tail is None else self._join(head, tail)
-        failed = self._fit_test(compiled.loss)
+        failed = self._fit_test(compiled.loss) if fit else ""
         if failed:
             return ScreenResult(Verdict.REJECTED, failed, g=g, fingerprint=fp)
         return ScreenResult(Verdict.ACCEPTED, "", g=g, fingerprint=fp)
@@ -280,6 +285,14 @@ class Screener:
         if after is None or self._fit_before is None:
             return float("nan")
         return float((after - self._fit_before).mean())
+
+    def fit_test(self, loss: Loss) -> ScreenResult:
+        """The fit test alone (accepted where there is none), timed."""
+        return _timed(self._fit_verdict, loss)
+
+    def _fit_verdict(self, loss: Loss) -> ScreenResult:
+        failed = self._fit_test(loss)
+        return ScreenResult(Verdict.REJECTED if failed else Verdict.ACCEPTED, failed)
 
     def _fit_test(self, loss: Loss) -> str:
         """The reason the loss fails the fit test, or "" (passed, or no fit test)."""
