@@ -62,7 +62,7 @@ def offspring_kind(label: str) -> str:
     return "graft" if "graft" in label else "mutate"
 
 
-def study_facts(path: Path, task) -> dict:
+def study_facts(path: Path, task, dead: float) -> dict:
     with StudyReader(path) as r:
         done = sorted((c for c in r.candidates() if c.status == "evaluated"),
                       key=lambda c: (c.finished or 0.0, c.id))
@@ -79,7 +79,11 @@ def study_facts(path: Path, task) -> dict:
             if c.mutation and c.status != "rejected":
                 kind = offspring_kind(c.mutation)
                 kinds[kind] = kinds.get(kind, 0) + 1
+        stats = r.meta().get("stats") or {}
+        screen_s = sum(c.screen_s or 0.0 for c in r.candidates())
         return {"evaluations": len(done), "best_proxy": best, "best_at": best_at,
+                "below_dead": sum(c.score is None or c.score < dead for c in done),
+                "screen_s": screen_s, "wall_s": stats.get("wall_s"),
                 "curve": curve, "joined": len(joined), "joined_with_region_term": region,
                 "rank1": top[0].formula if top else None,
                 "rank1_score": top[0].score if top else None, "offspring": kinds}
@@ -98,6 +102,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--runs", default=None, help="JSON-lines runs file of the re-trainings")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--dead", type=float, default=0.1,
+                    help="a proxy score below this counts as a training spent on a loss "
+                         "that barely trains")
     ap.add_argument("--no-retrain", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
@@ -120,7 +127,7 @@ def main() -> None:
             continue
         task = az.get_task(args.task, **configs[name].task_options)
         rows.append({"variant": name, "seed": s, "config": dict(variants)[name],
-                     "study": str(path), **study_facts(path, task)})
+                     "study": str(path), **study_facts(path, task, args.dead)})
     baselines: dict = {}
     if rows and not args.no_retrain and not args.report_only:
         losses = [*args.baseline, *[f"study:{r['study']}#1" for r in rows]]
@@ -134,7 +141,7 @@ def main() -> None:
         baselines = {b: {k: table[b][k] for k in ("mean", "std", "values")}
                      for b in args.baseline}
     report = {**provenance(), "task": args.task, "metric": args.metric, "stages": args.stages,
-              "searches": rows, "baselines": baselines}
+              "dead_below": args.dead, "searches": rows, "baselines": baselines}
     for suffix, text in ((".json", json.dumps(report, indent=1) + "\n"),
                          (".md", render(report))):
         target = Path(f"{out}{suffix}")
@@ -151,7 +158,11 @@ def render(rep: dict) -> str:
              f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
              "", "Budget in proxy-training equivalents; region term: a joined member holding "
              "`Mean_nhw` over both a prediction and a target leaf. Re-trained: the study's "
-             "rank-1 loss, full schedule, test split.", ""]
+             "rank-1 loss, full schedule, test split. Below "
+             f"{rep.get('dead_below', 0.1)}: proxy trainings that scored below it (spent on "
+             "losses that barely train). Screening: the driver's seconds (g, fingerprints, "
+             "fit tests), not counted in the budget; wall: the search's own clock, summed "
+             "over its sessions.", ""]
     final = rep["stages"][-1]
     unfinished = [f"{r['variant']} seed {r['seed']} ({r['evaluations']})"
                   for r in rep["searches"] if r["evaluations"] < final]
@@ -159,17 +170,23 @@ def render(rep: dict) -> str:
         lines += [f"**In progress** (every search goes to {final} equivalents; the numbers "
                   "below are partial and move): " + (", ".join(unfinished) or "none started")
                   + ".", ""]
-    lines += [f"| variant | seed | evaluations | best proxy {m} (at) | joined with a region "
-              f"term | rank-1 loss | re-trained {m} (test) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| variant | seed | evaluations | best proxy {m} (at) | below "
+              f"{rep.get('dead_below', 0.1)} | screening / wall (min) | joined with a region "
+              f"term | rank-1 loss | re-trained {m} (test) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rep["searches"]:
         best = "-" if r["best_proxy"] is None else f"{r['best_proxy']:.4f} ({r['best_at']})"
         rt = r.get("retrained")
         rts = "-" if not rt else f"{rt['mean']:.4f} ± {rt['std']:.4f}"
         share = f"{r['joined_with_region_term']} / {r['joined']}"
-        lines.append(f"| {r['variant']} | {r['seed']} | {r['evaluations']} | {best} | {share} "
+        wall = "-" if not r.get("wall_s") else f"{r['wall_s'] / 60:.0f}"
+        clock = f"{r.get('screen_s', 0.0) / 60:.1f} / {wall}"
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['evaluations']} | {best} "
+                     f"| {r.get('below_dead', '-')} | {clock} | {share} "
                      f"| `{r['rank1']}` | {rts} |")
     for b, st in rep["baselines"].items():
-        lines.append(f"| {b} (handcrafted) | | | | | `{b}` | {st['mean']:.4f} ± {st['std']:.4f} |")
+        lines.append(f"| {b} (handcrafted) | | | | | | | `{b}` "
+                     f"| {st['mean']:.4f} ± {st['std']:.4f} |")
     by: dict[str, list] = {}
     for r in rep["searches"]:
         by.setdefault(r["variant"], []).append(r)
