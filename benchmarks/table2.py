@@ -6,10 +6,12 @@ The target metric of each searched loss is underlined, as in the paper. Run afte
 ``search_and_compare.py`` segmentation runs (see run_all.sh):
 
     python benchmarks/table2.py > results/segmentation-table2.md
+    python benchmarks/table2.py --results results/table2 > results/table2/segmentation-table2.md
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -28,9 +30,13 @@ def cell(stats, underline=False):
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=ROOT,
+                    help="the folder of the segmentation-METRIC.json files")
+    root = ap.parse_args().results
     baselines, searched = {}, []
     for metric in METRICS:
-        path = ROOT / f"segmentation-{metric}.json"
+        path = root / f"segmentation-{metric}.json"
         if not path.exists():
             continue
         rep = json.loads(path.read_text())
