@@ -124,3 +124,37 @@ def test_the_fingerprint_is_consulted_before_the_fit_test(tmp_path):
         assert len(tests) == 3
     finally:
         study.close()
+
+
+
+def test_fit_test_verdicts_settled_by_fingerprint_are_rebuilt_on_resume(tmp_path):
+    """The equivalence index a resumed search rebuilds from the study holds the same
+    fingerprints as the live one, those of losses that failed the fit test included."""
+    from autoloss_zero.search.evolution import Evolution
+    from autoloss_zero.search.study import Study
+    from autoloss_zero.search.worker import make_job, run_job
+
+    cfg = tiny_config(0, fit_steps=5, fit_eta=0.1)  # CE gains 0.125 here, anti-CE 0
+    path = tmp_path / "r.db"
+    az.search("classification", "accuracy", 1, path, cfg, workers=1).close()
+    task = az.get_task("classification", **cfg.task_options)
+    study = Study(path)
+    try:
+        live = Evolution(task, "accuracy", study, cfg)
+        live.load()
+        for _ in range(5):
+            row = live.produce()
+            if row is not None:
+                live.complete(run_job(make_job(row.id, "classification", task.config,
+                                               row.formula, "accuracy", row.seed,
+                                               operators=list(cfg.operators))))
+        reasons = [c.reason or "" for c in study.candidates()]
+        assert any(x.startswith("fit test: gain") for x in reasons)
+        assert any(x.startswith("fit test: same gradient fingerprint as #") for x in reasons)
+        resumed = Evolution(task, "accuracy", study, cfg)
+        resumed.load()
+        assert resumed.index.by_fingerprint == live.index.by_fingerprint
+        failed = {c.id for c in study.candidates() if (c.reason or "").startswith("fit test: g")}
+        assert failed & set(resumed.index.by_fingerprint.values())
+    finally:
+        study.close()
