@@ -112,6 +112,15 @@ def examples_on_path(monkeypatch):
     return EXAMPLES
 
 
+def train_in_process(evo, row, cfg) -> None:
+    """Train a produced classification candidate for real, in this process, and hand the
+    result to the evolution (tests that drive ``Evolution`` step by step)."""
+    from autoloss_zero.search.worker import make_job, run_job
+
+    evo.complete(run_job(make_job(row.id, "classification", evo.task.config, row.formula,
+                                  "accuracy", row.seed, operators=list(cfg.operators))))
+
+
 def rows_key(reader):
     """Everything deterministic about a study's candidates (no timings, no worker ids)."""
     return [

@@ -11,7 +11,7 @@ from autoloss_zero.search.config import ScreeningConfig, SearchConfig
 from autoloss_zero.search.rejection import Screener
 from autoloss_zero.search.status import Verdict
 from autoloss_zero.tasks import get_task
-from conftest import tiny_config
+from conftest import tiny_config, train_in_process
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -82,7 +82,7 @@ def test_a_fit_test_nothing_passes_stops_the_search_with_a_clear_error(tmp_path)
 def test_the_fingerprint_is_consulted_before_the_fit_test(tmp_path):
     """A loss gradient-equivalent to one that failed the fit test is rejected, and one
     equivalent to a loss that passed it is a duplicate, without a second fit test."""
-    from autoloss_zero.search.evolution import Evolution, _fingerprinted
+    from autoloss_zero.search.evolution import Evolution
     from autoloss_zero.search.study import Candidate, Study
 
     cfg = SearchConfig(seed=0)
@@ -101,9 +101,7 @@ def test_the_fingerprint_is_consulted_before_the_fit_test(tmp_path):
                         normal=loss.key, status="")
         evo.next_id += 1
         evo._classify(loss, row)
-        evo.index.add(row.id, row.normal, None)
-        if _fingerprinted(row):
-            evo.index.add(row.id, None, row.fingerprint)
+        evo.remember(row)
         evo._note(row)
         return row
 
@@ -126,13 +124,11 @@ def test_the_fingerprint_is_consulted_before_the_fit_test(tmp_path):
         study.close()
 
 
-
 def test_fit_test_verdicts_settled_by_fingerprint_are_rebuilt_on_resume(tmp_path):
     """The equivalence index a resumed search rebuilds from the study holds the same
     fingerprints as the live one, those of losses that failed the fit test included."""
     from autoloss_zero.search.evolution import Evolution
     from autoloss_zero.search.study import Study
-    from autoloss_zero.search.worker import make_job, run_job
 
     cfg = tiny_config(0, fit_steps=5, fit_eta=0.1)  # CE gains 0.125 here, anti-CE 0
     path = tmp_path / "r.db"
@@ -145,9 +141,7 @@ def test_fit_test_verdicts_settled_by_fingerprint_are_rebuilt_on_resume(tmp_path
         for _ in range(5):
             row = live.produce()
             if row is not None:
-                live.complete(run_job(make_job(row.id, "classification", task.config,
-                                               row.formula, "accuracy", row.seed,
-                                               operators=list(cfg.operators))))
+                train_in_process(live, row, cfg)
         reasons = [c.reason or "" for c in study.candidates()]
         assert any(x.startswith("fit test: gain") for x in reasons)
         assert any(x.startswith("fit test: same gradient fingerprint as #") for x in reasons)

@@ -9,8 +9,7 @@ import autoloss_zero as az
 from autoloss_zero.search.evolution import Evolution, SearchError
 from autoloss_zero.search.seeds import derive_seed, stream
 from autoloss_zero.search.study import Candidate, Study, StudyReader
-from autoloss_zero.search.worker import make_job, run_job
-from conftest import tiny_config
+from conftest import tiny_config, train_in_process
 
 CE = "Neg(Mul(y, Log(yhat)))"
 ANTI_CE = "Mul(y, Log(yhat))"
@@ -35,9 +34,7 @@ def _row(evo, formula, step):
 def _classify(evo, formula, step):
     loss, row = _row(evo, formula, step)
     evo._classify(loss, row)
-    evo.index.add(row.id, row.normal, None)
-    if row.status == "running":
-        evo.index.add(row.id, None, row.fingerprint)
+    evo.remember(row)
     evo._note(row)
     return row
 
@@ -168,9 +165,7 @@ def test_duplicates_reset_the_tries_counter(tmp_path):
             seen.add(last.status)
             assert evo.tries == 0, (before, last.status)
             if row is not None:  # train it for real, in this process
-                evo.complete(run_job(make_job(row.id, "classification", task.config,
-                                              row.formula, "accuracy", row.seed,
-                                              operators=list(cfg.operators))))
+                train_in_process(evo, row, cfg)
             if "duplicate" in seen and "evaluated" in seen:
                 break
         assert "duplicate" in seen

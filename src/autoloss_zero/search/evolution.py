@@ -182,6 +182,14 @@ class Evolution:
         loss = self.losses.pop(row.id, None) or self.parse_loss(row.formula)
         self.population.append(Member(row.id, loss, self.root.get(row.id, row.id)))
 
+    def remember(self, row: Candidate) -> None:
+        """Put a settled row into the equivalence index (when the check is on): its normal
+        form always, its gradient fingerprint where :func:`_fingerprinted` says so."""
+        if self.config.equivalence.enabled:
+            self.index.add(row.id, row.normal, None)
+            if _fingerprinted(row):
+                self.index.add(row.id, None, row.fingerprint)
+
     def _note(self, row: Candidate) -> None:
         self.status[row.id] = row.status
         self.score[row.id] = row.score
@@ -199,13 +207,9 @@ class Evolution:
         """Rebuild the state from the study; return the rows to (re-)run."""
         rows = self.study.candidates()
         joined = []
-        eq = self.config.equivalence.enabled
         for row in rows:
             self._note(row)
-            if eq:
-                self.index.add(row.id, row.normal, None)
-                if _fingerprinted(row):
-                    self.index.add(row.id, None, row.fingerprint)
+            self.remember(row)
             if row.status.is_in_flight():
                 self.rows[row.id] = row
             if row.status == Status.WAITING:
@@ -318,7 +322,7 @@ class Evolution:
                     if row.status == Status.REJECTED:  # only a fit test fails after g
                         row.reason = FIT_FAILED + row.reason
                     return
-            if eq:
+            if eq and screener.fit_steps:
                 fit = screener.fit_test(loss)
                 self.stats.screen_s += fit.seconds
                 row.screen_s += fit.seconds
@@ -434,10 +438,7 @@ class Evolution:
                 if parent is None:
                     keep = passed
             rows.append(row)
-            if self.config.equivalence.enabled:
-                self.index.add(row.id, row.normal, None)
-                if _fingerprinted(row):
-                    self.index.add(row.id, None, row.fingerprint)
+            self.remember(row)
             self._note(row)
             if row.status == Status.REJECTED:
                 self.stats.rejected += 1
