@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--baseline", action="append", default=[])
     ap.add_argument("--variant", action="append", default=[],
                     help="also compare on these transfer variants")
+    ap.add_argument("--variant-baseline", action="append", default=None,
+                    help="baselines re-trained on the transfer variants (default: every "
+                    "--baseline)")
     ap.add_argument("--config", default=None, help="TOML search config")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
@@ -56,11 +59,12 @@ def main() -> None:
         started = reader.started()
         spent, ranking = reader.spent(), reader.ranking()
     search_s = time.time() - t0
-    losses = [*args.baseline, *[f"study:{study}#{k}" for k in range(1, min(args.top,
-                                                                           len(board)) + 1)]]
+    searched = [f"study:{study}#{k}" for k in range(1, min(args.top, len(board)) + 1)]
+    on_variants = args.baseline if args.variant_baseline is None else args.variant_baseline
     tables = {}
     for variant in [None, *args.variant]:
         name = variant or "default"
+        losses = [*(on_variants if variant else args.baseline), *searched]
         runs = Path(args.runs) if args.runs else out.with_name(out.name + ".runs.jsonl")
         res = compare(args.task, losses, args.seeds, variant, "full", args.workers,
                       results=runs)
