@@ -72,6 +72,24 @@ def test_studies_made_before_the_fit_test_resume_without_it():
     assert SearchConfig.from_dict(stored).screening.fit_steps is None  # a new config
 
 
+def test_a_study_keeps_the_fit_steps_its_task_chose_when_it_was_made(tmp_path, monkeypatch):
+    from autoloss_zero.tasks.classification import ClassificationTask
+
+    cfg = tiny_config(0, eta=-1e6, fit_eta=2.0, max_tries=100)  # a fit test fails them all
+    assert cfg.screening.fit_steps is None  # the task's choice: 0 for classification
+    with az.search("classification", "accuracy", 2, tmp_path / "c.db", cfg, workers=1) as r:
+        assert r.meta()["config"]["screening"]["fit_steps"] == 0  # stored resolved
+    # a later release turns the task's fit test on: the study resumes (same config) without it
+    monkeypatch.setattr(ClassificationTask, "screening_fit_steps", 2)
+    with az.search("classification", "accuracy", 4, tmp_path / "c.db", cfg, workers=1) as r:
+        assert r.counts()["evaluated"] == 4
+    # while a new study with that config does run it (and nothing passes)
+    with pytest.raises(SearchError, match="passed the fit test in"):
+        az.search("classification", "accuracy", 2, tmp_path / "new.db", cfg, workers=1)
+    with az.search("classification", "accuracy", 4, tmp_path / "c.db", None, workers=1) as r:
+        assert r.meta()["config"]["screening"]["fit_steps"] == 0  # stored config, no TOML
+
+
 def test_a_fit_test_nothing_passes_stops_the_search_with_a_clear_error(tmp_path):
     cfg = tiny_config(0, eta=-1e6, fit_steps=2, fit_eta=2.0, max_tries=100)  # no gain is 2
     cfg.task_options = {**SMALL_POSE, "proxy_steps": 2}

@@ -74,10 +74,11 @@ class ScreeningConfig:
     alone, Adam at ``fit_lr`` for this many steps, and the metric gain on those samples
     must reach ``fit_eta``. It sees what optimizing raw outputs cannot: a network shares
     its weights across outputs. None: the task's choice (``Task.screening_fit_steps``:
-    200 for pose, 0 elsewhere); 0: off (the paper). Measured on pose (benchmarks/README.md,
-    "The fit test"): of 38 proxy-trained losses, g kept 13 of the 29 that train to 0 AP
-    (some at g = 1.0) and the fit test none (gains 0.12 or less), while keeping 7 of the
-    9 that train (gains 0.44-1.00). Off in studies made before it."""
+    200 for pose, 0 elsewhere), stored resolved in a new study so that a later change of
+    the task's choice leaves the study as it ran; 0: off (the paper). Measured on pose
+    (benchmarks/README.md, "The fit test"): of 38 proxy-trained losses, g kept 13 of the
+    29 that train to 0 AP (some at g = 1.0) and the fit test none (gains 0.12 or less),
+    while keeping 7 of the 9 that train (gains 0.44-1.00). Off in studies made before it."""
     fit_lr: float = 5e-3
     """Adam learning rate of the fit test."""
     fit_eta: float = 0.3

@@ -43,7 +43,7 @@ from .engines import Engine, create_engine, cuda_devices
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
 from .rejection import FIT_FAILED, Screener, ScreenResult
-from .resolve import ResolvedConfig, check_same_search, resolve_config
+from .resolve import ResolvedConfig, check_same_search, resolve_config, with_task_choices
 from .seeds import derive_seed, stream
 from .status import Status
 from .study import Candidate, Evaluation, Study, StudyReader
@@ -790,6 +790,7 @@ def search(
                        else resolved.meta.get("task_config") or options)
         task = get_task(task, **options)
     metric = task.check_metric(metric or task.metrics[0])
+    config = resolved.config = with_task_choices(config, task)
     maker = CandidateMaker.from_config(task, config)  # bad options fail before any write
     if resolved.meta is not None:  # so does a study that holds another search
         check_same_search(path, resolved.meta, task_id(task), task.config, metric,

@@ -53,6 +53,18 @@ def resolve_config(study: str | Path | None, config: SearchConfig | str | Path |
     return ResolvedConfig(stored or given or SearchConfig(), given, meta)
 
 
+def with_task_choices(config: SearchConfig, task) -> SearchConfig:
+    """``config`` with every "the task's choice" (None) replaced by the task's value, as a
+    new study stores it: a later release that changes a task's default does not change a
+    study made before it. (Studies stored with None before this rule resolve to today's
+    task value, which for every built-in task is still the value they ran with.)"""
+    if config.screening.fit_steps is not None:
+        return config
+    data = config.to_dict()
+    data["screening"]["fit_steps"] = int(task.screening_fit_steps)
+    return SearchConfig.from_dict(data)
+
+
 def read_meta(path: Path) -> dict[str, Any] | None:
     """The metadata of the study at ``path``; None if there is none (absent, empty)."""
     if not check_file(path):
@@ -83,6 +95,9 @@ def check_same_search(path: Path, meta: dict[str, Any], task_id: str, task_confi
             if isinstance(raw, dict) and key not in raw \
                     and new[section][key] == defaults[section][key]:
                 new[section][key] = stored[section][key]
+        # "the task's choice" given on resume: the choice stored when the study was made
+        if new["screening"].get("fit_steps") is None:
+            new["screening"]["fit_steps"] = stored["screening"]["fit_steps"]
         problems += config_diff(stored, new)
     # the task's options as they train (a proxy override equal to its base option, or a
     # default that a config spells out, is the same search)
