@@ -1,7 +1,9 @@
 """Screening's fit test (``screening.fit_steps``, beyond the paper): a fresh network of the
 task trained with the candidate on the screening samples must raise the metric."""
 
+import json
 import math
+import sqlite3
 
 import pytest
 
@@ -88,6 +90,15 @@ def test_a_study_keeps_the_fit_steps_its_task_chose_when_it_was_made(tmp_path, m
         az.search("classification", "accuracy", 2, tmp_path / "new.db", cfg, workers=1)
     with az.search("classification", "accuracy", 4, tmp_path / "c.db", None, workers=1) as r:
         assert r.meta()["config"]["screening"]["fit_steps"] == 0  # stored config, no TOML
+    # a study made before choices were stored (None stored) keeps the value of that time
+    with sqlite3.connect(tmp_path / "c.db") as con:
+        (text,) = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        stored = json.loads(text)
+        stored["screening"]["fit_steps"] = None
+        con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(stored),))
+    con.close()
+    with az.search("classification", "accuracy", 6, tmp_path / "c.db", cfg, workers=1) as r:
+        assert r.counts()["evaluated"] == 6
 
 
 def test_a_fit_test_nothing_passes_stops_the_search_with_a_clear_error(tmp_path):

@@ -790,7 +790,7 @@ def search(
                        else resolved.meta.get("task_config") or options)
         task = get_task(task, **options)
     metric = task.check_metric(metric or task.metrics[0])
-    config = resolved.config = with_task_choices(config, task)
+    config = resolved.config = with_task_choices(config, task, resolved.meta is not None)
     maker = CandidateMaker.from_config(task, config)  # bad options fail before any write
     if resolved.meta is not None:  # so does a study that holds another search
         check_same_search(path, resolved.meta, task_id(task), task.config, metric,

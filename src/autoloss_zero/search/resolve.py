@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StudyError
+from ..tasks import BUILTIN, task_id
 from ..tasks.base import canonical_options
 from .config import ADDED_LATER, SearchConfig, config_diff
 from .study import StudyReader, check_file
@@ -53,15 +54,23 @@ def resolve_config(study: str | Path | None, config: SearchConfig | str | Path |
     return ResolvedConfig(stored or given or SearchConfig(), given, meta)
 
 
-def with_task_choices(config: SearchConfig, task) -> SearchConfig:
+NONE_STORED_MEANT = {"fit_steps": {"pose": 200}}
+"""What "the task's choice" (None) stored by studies made before choices were stored
+resolved to, for the built-in tasks (others: 0); a user task's choice is its value today."""
+
+
+def with_task_choices(config: SearchConfig, task, resumed: bool = False) -> SearchConfig:
     """``config`` with every "the task's choice" (None) replaced by the task's value, as a
     new study stores it: a later release that changes a task's default does not change a
-    study made before it. (Studies stored with None before this rule resolve to today's
-    task value, which for every built-in task is still the value they ran with.)"""
+    study made before it. ``resumed``: the config is stored in a study made before choices
+    were stored (2026-12-01), whose None means :data:`NONE_STORED_MEANT`."""
     if config.screening.fit_steps is not None:
         return config
+    steps = int(task.screening_fit_steps)
+    if resumed and task_id(task) in BUILTIN:
+        steps = NONE_STORED_MEANT["fit_steps"].get(task_id(task), 0)
     data = config.to_dict()
-    data["screening"]["fit_steps"] = int(task.screening_fit_steps)
+    data["screening"]["fit_steps"] = steps
     return SearchConfig.from_dict(data)
 
 
