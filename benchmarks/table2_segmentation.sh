@@ -3,7 +3,7 @@
 # proxy-training equivalents, FWIoU, gAcc, mAcc and BIoU with 100), each rank-1 re-trained
 # (full schedule, 3 seeds, test split) beside the 7 handcrafted baselines, then the table.
 # The mIoU loss is also re-trained on the transfer variants `large` and `digits` beside CE
-# (issue 13.5, the paper's Table 5 in spirit).
+# (issue 13.5, the paper's Table 5 in spirit). Last, the Table 7 miniature with this config.
 # Every step resumes (study files, the shared runs file): run it again after a stop.
 # About 3 hours of 2 cores per 300-equivalent search.
 set -euo pipefail
@@ -20,3 +20,8 @@ for pair in miou:300 bf1:300 fwiou:100 gacc:100 macc:100 biou:100; do
     --runs results/segmentation.runs.jsonl --out "results/table2/segmentation-$metric"
 done
 $PY benchmarks/table2.py --results results/table2 > results/table2/segmentation-table2.md
+# Table 7 in miniature again, with the same config (random search vs AutoLoss-Zero, 100
+# proxy-training equivalents each, best loss re-trained beside CE)
+$PY benchmarks/table7_random_search.py --task segmentation --metric miou --budget 100 \
+  --seeds 3 --workers 2 --config "$CONFIG" --runs results/segmentation.runs.jsonl \
+  --out results/table2/table7-segmentation-miou

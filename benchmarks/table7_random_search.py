@@ -55,9 +55,13 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="TOML search config shared by the four")
     ap.add_argument("--runs", default=None, help="JSON-lines file of finished re-trainings "
                     "shared with other scripts (baselines are trained once)")
+    ap.add_argument("--out", default=None, help="results stem: writes STEM.md/.json/.png "
+                    "and the studies in STEM/ (default: "
+                    "benchmarks/results/table7-TASK-METRIC)")
     args = ap.parse_args()
-    root = Path(__file__).parent / "results"
-    folder = root / f"table7-{args.task}-{args.metric}"
+    stem = Path(args.out) if args.out else (Path(__file__).parent / "results"
+                                             / f"table7-{args.task}-{args.metric}")
+    folder = stem
     folder.mkdir(parents=True, exist_ok=True)
     base = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
     base.seed = args.seed
@@ -88,11 +92,11 @@ def main() -> None:
         rows.append({"label": s["label"], "formula": s["best_formula"],
                      "proxy": s["best_proxy_score"], "evaluations": s["evaluations"],
                      "retrained": summary[ref]["metrics"] if ref in summary else None})
-    figure = root / f"table7-{args.task}-{args.metric}.png"
+    figure = stem.with_suffix(".png")
     plot_studies([s["study"] for s in searches.values()], figure)
     out = {**provenance(), "task": args.task, "metric": args.metric, "budget": args.budget,
            "seeds": args.seeds, "config": args.config, "rows": rows, "searches": searches}
-    (root / f"table7-{args.task}-{args.metric}.json").write_text(json.dumps(out, indent=2))
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=2))
     m = args.metric
     lines = [f"Table 7 in miniature: {args.task}/{m}, {args.budget} proxy trainings per "
              f"search, best loss re-trained (full schedule, {args.seeds} seeds, test split; "
@@ -111,7 +115,7 @@ def main() -> None:
                      f"rejected before training, {c['duplicate']} duplicates, {c['invalid']} "
                      f"invalid (NaN/inf during training), {c['failed']} failed")
     lines += ["", f"Figure 4 for these searches: `{figure.name}`."]
-    (root / f"table7-{args.task}-{args.metric}.md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
