@@ -242,7 +242,7 @@ def variant_summary(rep: dict) -> dict[str, dict]:
 
 def variant_table(rep: dict) -> list[str]:
     m = rep["metric"]
-    summary = variant_summary(rep)
+    summary = rep["variants"]  # variant_summary, computed once in main
     first = next(iter(summary), None)
     lines = ["Per variant (mean ± sd over search seeds; best proxy at each stage every seed "
              f"reached; the verdict compares with `{first}` at the last stage both reached):",

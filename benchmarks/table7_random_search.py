@@ -61,8 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     stem = Path(args.out) if args.out else (Path(__file__).parent / "results"
                                              / f"table7-{args.task}-{args.metric}")
-    folder = stem
-    folder.mkdir(parents=True, exist_ok=True)
+    stem.mkdir(parents=True, exist_ok=True)
     base = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
     base.seed = args.seed
     searches = {}
@@ -71,7 +70,7 @@ def main() -> None:
         cfg.strategy = flags["strategy"]
         cfg.screening.enabled = flags["screening"]
         cfg.equivalence.enabled = flags["eq"]
-        study = folder / f"{key}.db"
+        study = stem / f"{key}.db"
         with az.search(args.task, args.metric, args.budget, study, cfg,
                        workers=args.workers) as r:
             board = r.leaderboard(1)
@@ -82,7 +81,7 @@ def main() -> None:
     losses = [args.baseline] + [f"study:{s['study']}#1" for s in searches.values()
                                 if s["best_formula"]]
     res = compare(args.task, losses, args.seeds, None, "full", args.workers,
-                  results=Path(args.runs) if args.runs else folder / "runs.jsonl",
+                  results=Path(args.runs) if args.runs else stem / "runs.jsonl",
                   task_options=base.task_options or None)
     summary = {row["loss"]: row for row in res.summary()}
     rows = [{"label": f"{args.baseline} (handcrafted)", "formula": args.baseline,
