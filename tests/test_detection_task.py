@@ -397,3 +397,19 @@ def test_instance_screening_metric_equals_faster_coco_eval(seg, seg_batch, seed)
         got = seg.sample_metric(raw, target, metric)
         want = torch.tensor([r[metric] for r in ref], dtype=torch.float32)
         assert torch.allclose(got, want, atol=1e-6), (metric, got, want)
+
+
+@pytest.mark.parametrize("which", ["det", "seg"])
+def test_the_fit_test_scores_a_trained_detector_at_the_screening_samples(which, det, seg):
+    task = det if which == "det" else seg
+    s = Screener(task, "map", ScreeningConfig(samples=2, fit_steps=30), seed=0)
+    untrained = task.fit_outputs(None, s.batch, 0, 5e-3, 0)  # the batch's own network
+    assert untrained.keys() == s.batch.raw.keys()
+    assert all(torch.equal(untrained[k], s.batch.raw[k]) for k in untrained)
+
+    def loss(reg):
+        return task.as_task_loss(parse(loss_text(task, CE, reg), leaves=task.leaf_spec()))
+
+    assert s.fit_gain(loss(GIOU)) >= 0.3
+    shrink = s.fit_test(loss(IOU_DOWN))  # trains the classes, drives the boxes off
+    assert shrink.verdict == Verdict.REJECTED and shrink.reason.startswith("fit test: gain")

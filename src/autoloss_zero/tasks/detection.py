@@ -71,7 +71,14 @@ from .base import (
     tree_map,
 )
 from .canvas import compose
-from .detector import Detector, DetectorConfig, SamplingConfig, detect, training_outputs
+from .detector import (
+    Detector,
+    DetectorConfig,
+    SamplingConfig,
+    detect,
+    sampled_outputs,
+    training_outputs,
+)
 from .detector.boxes import (
     DELTA_WEIGHTS_RCNN,
     DELTA_WEIGHTS_RPN,
@@ -91,6 +98,12 @@ REG = (Branch("reg_rpn", BOX_LEAVES, ("i", "u", "e"), ()),
 DETECTION_BASELINES = ("ce+l1", "ce+iou", "ce+giou")
 PERFECT_LOGIT = 10.0
 """The logit of a perfect output (:meth:`DetectionTask.perfect_raw`): probability 1 - 5e-5."""
+
+
+def _sampling_generator(seed: int, device) -> torch.Generator:
+    """The anchor/RoI sampling stream of screening, apart from the network's init seed."""
+    return torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0]))
 
 
 # ---------------------------------------------------------------------------
@@ -340,7 +353,8 @@ class DetectionTask(Task):
     def screening_batch(self, samples: int, seed: int, device: str = "cpu") -> ScreeningBatch:
         """B training images, each its own sample: raw outputs of a randomly initialized
         detector (eval mode, seeded by ``seed``) at fixed-size anchor / RoI samples, with
-        the proposals frozen; every tensor is (B, 1, ...)."""
+        the proposals frozen; every tensor is (B, 1, ...). ``items``: the images and
+        their ground truth, for the fit test (:meth:`fit_outputs`)."""
         x, gt, _ = self.split("train")
         if samples > len(x):
             raise TaskError(f"task {self.name}: {samples} screening images > {len(x)} available")
@@ -350,13 +364,36 @@ class DetectionTask(Task):
             model = self.build_model().to(device)
         model.eval()
         # anchor/RoI sampling draws from a stream of its own, not the network's init seed
-        gen = torch.Generator(device=device).manual_seed(
-            int(np.random.SeedSequence([int(seed), 13]).generate_state(1)[0]))
+        gen = _sampling_generator(seed, device)
+        images = x[idx].to(device)
         gt_b = tree_map(lambda t: t.to(device), take(gt, idx))
         with torch.no_grad():
-            raw, target = training_outputs(model, x[idx].to(device), gt_b, self.sampling, gen)
+            raw, target = training_outputs(model, images, gt_b, self.sampling, gen)
         return ScreeningBatch(tree_map(lambda t: t.unsqueeze(1), raw),
-                              tree_map(lambda t: t.unsqueeze(1), target))
+                              tree_map(lambda t: t.unsqueeze(1), target), items=(images, gt_b))
+
+    def fit_outputs(self, loss_fn, batch, steps, lr, seed):
+        """A fresh detector (seeded by ``seed``, as the screening batch's) trained with
+        ``loss_fn`` on the B screening images for ``steps`` Adam steps at ``lr``, anchors
+        and RoIs sampled anew at each step as in training; then its raw outputs (eval
+        mode) at the screening batch's own samples -- the same anchors and frozen RoIs --
+        so they are scored against the batch's targets. 0 steps: ``batch.raw`` again."""
+        if batch.items is None:
+            return None
+        images, gt = batch.items
+        with seeded(seed):
+            model = self.build_model().to(images.device)
+        if steps:
+            gen = _sampling_generator(seed, images.device)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
+            model.train()
+            for step in range(steps):
+                raw, target = training_outputs(model, images, gt, self.sampling, gen)
+                optimizer_step(opt, loss_fn(raw, target), step)
+        model.eval()
+        with torch.no_grad():
+            raw = sampled_outputs(model, images, tree_map(lambda t: t.squeeze(1), batch.target))
+        return tree_map(lambda t: t.unsqueeze(1), raw)
 
     def _box_parts(self, raw, target) -> list:
         """:func:`image_ap` inputs (images flattened) of the RPN and the RCNN samples."""

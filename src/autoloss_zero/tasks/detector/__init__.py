@@ -7,6 +7,7 @@ targets) and ``pipeline`` (raw outputs and targets for training, inference).
 """
 
 from .model import Detector, DetectorConfig
-from .pipeline import SamplingConfig, detect, training_outputs
+from .pipeline import SamplingConfig, detect, sampled_outputs, training_outputs
 
-__all__ = ["Detector", "DetectorConfig", "SamplingConfig", "detect", "training_outputs"]
+__all__ = ["Detector", "DetectorConfig", "SamplingConfig", "detect", "sampled_outputs",
+           "training_outputs"]

@@ -9,8 +9,10 @@ raw (differentiable network outputs of the sampled anchors / RoIs, positives fir
 target (no gradient):
     ``rpn_labels`` (n, A) 0/1, ``anchors`` (n, A, 4), ``rpn_gt`` (n, P, 4) the GT boxes
     matched to the P positive anchors; ``rcnn_labels`` (n, R), ``rois`` (n, R, 4),
-    ``rcnn_gt`` (n, Q, 4); ``mask_targets`` (n, Q, M, M); and the image's ground truth
-    ``gt_boxes`` (n, G, 4), ``gt_labels`` (n, G) (-1 = padding), ``gt_masks`` (n, G, H, W).
+    ``rcnn_gt`` (n, Q, 4); ``mask_targets`` (n, Q, M, M); the image's ground truth
+    ``gt_boxes`` (n, G, 4), ``gt_labels`` (n, G) (-1 = padding), ``gt_masks`` (n, G, H, W);
+    and ``anchor_index`` (n, A), the sampled anchors' indices into ``model.anchors``
+    (what :func:`sampled_outputs` needs to read another network at the same samples).
 
 The positive counts P and Q are the second-to-last dims of ``rpn_gt`` / ``rcnn_gt``.
 ``detect`` is the usual inference: proposals, per-class scores, per-class NMS, top 100,
@@ -77,11 +79,7 @@ def training_outputs(
                                  generator)
         rcnn_labels = gather_gt(gt_labels, ridx) + 1
         rcnn_labels[:, qpos:] = 0
-    raw = {
-        "rpn_logits": obj.gather(1, sel),
-        "rpn_deltas": deltas.gather(1, sel[..., None].expand(-1, -1, 4)),
-    }
-    raw["rcnn_logits"], raw["rcnn_deltas"] = model.box_head(f, rois)
+    raw = _at_samples(model, obj, deltas, f, sel, rois, qpos)
     target = {
         "rpn_labels": rpn_labels,
         "anchors": anchors[sel],
@@ -91,14 +89,38 @@ def training_outputs(
         "rcnn_gt": gather_gt(gt_boxes, ridx[:, :qpos]),
         "gt_boxes": gt_boxes,
         "gt_labels": gt_labels,
+        "anchor_index": sel,
     }
     if model.mask_head is not None:
-        raw["mask_logits"] = model.mask_head(f, rois[:, :qpos])
         with torch.no_grad():
             target["mask_targets"] = mask_targets(gt["gt_masks"], ridx[:, :qpos], rois[:, :qpos],
                                                   cfg.mask_size)
         target["gt_masks"] = gt["gt_masks"]
     return raw, target
+
+
+def _at_samples(model: Detector, obj, deltas, f, sel, rois, qpos: int) -> dict:
+    """The raw outputs of the sampled anchors ``sel`` and the RoIs ``rois`` (the first
+    ``qpos`` positive) from the network's RPN outputs and RoI-head features."""
+    raw = {
+        "rpn_logits": obj.gather(1, sel),
+        "rpn_deltas": deltas.gather(1, sel[..., None].expand(-1, -1, 4)),
+    }
+    raw["rcnn_logits"], raw["rcnn_deltas"] = model.box_head(f, rois)
+    if model.mask_head is not None:
+        raw["mask_logits"] = model.mask_head(f, rois[:, :qpos])
+    return raw
+
+
+def sampled_outputs(model: Detector, images: torch.Tensor,
+                    target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The raw outputs of ``model`` on ``images`` at the anchors and RoIs sampled in
+    ``target`` (made by :func:`training_outputs`, possibly with another network): the
+    same samples, this network's scores and deltas."""
+    p, f = model.features(images)
+    obj, deltas = model.rpn(p)
+    qpos = target["rcnn_gt"].shape[-2]
+    return _at_samples(model, obj, deltas, f, target["anchor_index"], target["rois"], qpos)
 
 
 def paste_masks(probs: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
