@@ -67,12 +67,10 @@ def committed() -> list[dict]:
             if c["score"] is not None:
                 rows.append({"formula": c["formula"], "proxy_map": float(c["score"]),
                              "source": "screening-validity"})
-    seen, out = set(), []
+    first: dict[str, dict] = {}
     for r in rows:
-        if r["formula"] not in seen:
-            seen.add(r["formula"])
-            out.append(r)
-    return out
+        first.setdefault(r["formula"], r)
+    return list(first.values())
 
 
 def made_here(randoms: list[dict], mixes: int) -> list[dict]:
@@ -141,10 +139,9 @@ def summary(rows: list[dict], args) -> dict:
     for steps in args.steps:
         done = [r for r in rows if r.get("proxy_map") is not None
                 and str(steps) in r.get("fit_gain", {})]
-        gain = {id(r): r["fit_gain"][str(steps)] for r in done}
-        trains = [gain[id(r)] for r in done if r["proxy_map"] > args.trains]
-        dead = [gain[id(r)] for r in done if r["proxy_map"] <= args.trains]
-        finite = [g for g in trains + dead if g is not None]
+        trains = [r["fit_gain"][str(steps)] for r in done if r["proxy_map"] > args.trains]
+        dead = [r["fit_gain"][str(steps)] for r in done if r["proxy_map"] <= args.trains]
+        finite = any(g is not None for g in trains + dead)
         out[str(steps)] = {
             "trains": len(trains), "dead": len(dead),
             "trains_gain_min": min((g for g in trains if g is not None), default=None),
