@@ -230,14 +230,44 @@ def variant_summary(rep: dict) -> dict[str, dict]:
         ref = out[names[0]]
         for name in names[1:]:
             v = out[name]
+            if v["retrained"] and ref["retrained"] and min(v["retrained_n"],
+                                                           ref["retrained_n"]) > 1:
+                v["retrained_vs_first"] = _spread_verdict(v["retrained"], ref["retrained"])
             common = [s for s in v["stages"] if s in ref["stages"]]
             if not common or not v["stages"][common[-1]] or not ref["stages"][common[-1]]:
                 continue
-            (m, sd), (mr, sdr) = v["stages"][common[-1]], ref["stages"][common[-1]]
-            v["vs_first"] = (common[-1], "beyond the seed spread, higher" if m - sd > mr + sdr
-                             else "beyond the seed spread, lower" if m + sd < mr - sdr
-                             else "within the seed spread")
+            v["vs_first"] = (common[-1], _spread_verdict(v["stages"][common[-1]],
+                                                         ref["stages"][common[-1]]))
     return out
+
+
+def _spread_verdict(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Compare two mean ± sd: beyond the spread only where the intervals do not meet."""
+    (m, sd), (mr, sdr) = a, b
+    return ("beyond the seed spread, higher" if m - sd > mr + sdr
+            else "beyond the seed spread, lower" if m + sd < mr - sdr
+            else "within the seed spread")
+
+
+def decision(rep: dict) -> str:
+    """The rule of issue 18 in words: an option becomes a default only where it beats the
+    first variant (the paper's operators) beyond the seed spread, on the best proxy score
+    at the last stage and on the rank-1 re-trained score alike."""
+    summary = rep["variants"]
+    first = next(iter(summary), None)
+    if first is None:
+        return ""
+    done = all(r["evaluations"] >= rep["stages"][-1] for r in rep["searches"])
+    winners = [n for n, v in summary.items()
+               if v.get("vs_first", (0, ""))[1] == "beyond the seed spread, higher"
+               and v.get("retrained_vs_first") == "beyond the seed spread, higher"]
+    if not done or any(v["retrained_n"] < 2 for v in summary.values()):
+        return "Decision: pending (not every search has reached its budget and been re-trained)."
+    if winners:
+        return ("Decision: beyond the seed spread of `" + first + "` on both the proxy and "
+                "the re-trained score: " + ", ".join(f"`{w}`" for w in winners) + ".")
+    return (f"Decision: no option beats `{first}` beyond the seed spread on both the proxy "
+            f"and the re-trained score; `{first}` stays the default.")
 
 
 def variant_table(rep: dict) -> list[str]:
@@ -247,14 +277,18 @@ def variant_table(rep: dict) -> list[str]:
     lines = ["Per variant (mean ± sd over search seeds; best proxy at each stage every seed "
              f"reached; the verdict compares with `{first}` at the last stage both reached):",
              "", "| variant | seeds | " + " | ".join(f"best proxy at {s}" for s in rep["stages"])
-             + f" | below {rep.get('dead_below', 0.1)} | rank-1 re-trained {m} | vs {first} |",
-             "|---|---|" + "---|" * len(rep["stages"]) + "---|---|---|"]
+             + f" | below {rep.get('dead_below', 0.1)} | rank-1 re-trained {m} | vs {first} "
+             f"(proxy) | vs {first} (re-trained) |",
+             "|---|---|" + "---|" * len(rep["stages"]) + "---|---|---|---|"]
     for name, v in summary.items():
         cells = [_cell(v["stages"].get(s), v["seeds"]) for s in rep["stages"]]
         verdict = "" if "vs_first" not in v else f"{v['vs_first'][1]} (at {v['vs_first'][0]})"
         lines.append(f"| {name} | {v['seeds']} | " + " | ".join(cells)
                      + f" | {v['below_dead']} / {v['trainings']} | "
-                     f"{_cell(v['retrained'], v['retrained_n'])} | {verdict} |")
+                     f"{_cell(v['retrained'], v['retrained_n'])} | {verdict} | "
+                     f"{v.get('retrained_vs_first', '')} |")
+    lines += ["", "Re-trained: the mean over search seeds of each rank-1's 3-seed mean; its sd "
+              "is across search seeds.", "", decision(rep)]
     return lines
 
 

@@ -1,0 +1,63 @@
+"""The exploration benchmark's verdicts (issue 18): an option is called a winner only where
+it beats the paper's operators beyond the seed spread on the proxy and on re-training."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def exploration(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("exploration")
+
+
+def search(variant, seed, curve, retrained):
+    return {"variant": variant, "seed": seed, "evaluations": len(curve), "curve": curve,
+            "retrained": None if retrained is None else {"mean": retrained},
+            "below_dead": 0}
+
+
+def report(exploration, rows):
+    rep = {"metric": "miou", "stages": [2, 4], "searches": rows, "baselines": {}}
+    rep["variants"] = exploration.variant_summary(rep)
+    return rep
+
+
+def test_a_clear_winner_on_proxy_and_retraining_is_named(exploration):
+    rep = report(exploration, [
+        search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
+        search("paper", 1, [0.1, 0.2, 0.3, 0.31], 0.51),
+        search("graft", 0, [0.2, 0.3, 0.4, 0.45], 0.60),
+        search("graft", 1, [0.2, 0.3, 0.4, 0.46], 0.61)])
+    v = rep["variants"]["graft"]
+    assert v["vs_first"] == (4, "beyond the seed spread, higher")
+    assert v["retrained_vs_first"] == "beyond the seed spread, higher"
+    assert "`graft`" in exploration.decision(rep)
+    assert "`graft`" in "\n".join(exploration.variant_table(rep))
+
+
+def test_a_proxy_lead_that_retraining_does_not_confirm_is_no_winner(exploration):
+    rep = report(exploration, [
+        search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
+        search("paper", 1, [0.1, 0.2, 0.3, 0.31], 0.52),
+        search("fit", 0, [0.2, 0.3, 0.4, 0.45], 0.49),
+        search("fit", 1, [0.2, 0.3, 0.4, 0.46], 0.53)])
+    v = rep["variants"]["fit"]
+    assert v["vs_first"][1] == "beyond the seed spread, higher"
+    assert v["retrained_vs_first"] == "within the seed spread"
+    assert "stays the default" in exploration.decision(rep)
+
+
+def test_the_decision_waits_for_budgets_and_retraining(exploration):
+    rep = report(exploration, [
+        search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
+        search("paper", 1, [0.1, 0.2, 0.3], None),
+        search("fit", 0, [0.2, 0.3, 0.4, 0.45], 0.60),
+        search("fit", 1, [0.2, 0.3, 0.4, 0.46], 0.61)])
+    assert exploration.decision(rep).startswith("Decision: pending")
