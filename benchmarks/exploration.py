@@ -167,12 +167,12 @@ def render(rep: dict) -> str:
              "over its sessions.", ""]
     final = rep["stages"][-1]
     unfinished = [f"{r['variant']} seed {r['seed']} ({r['evaluations']})"
-                  for r in rep["searches"] if r["evaluations"] < final]
+                  for r in rep["searches"] if _spent(r) < final - 1e-9]
     if unfinished or not rep["searches"]:
         lines += [f"**In progress** (every search goes to {final} equivalents; the numbers "
                   "below are partial and move): " + (", ".join(unfinished) or "none started")
                   + ".", ""]
-    lines += [f"| variant | seed | evaluations | best proxy {m} (at) | below "
+    lines += [f"| variant | seed | evaluated / spent | best proxy {m} (at) | below "
               f"{rep.get('dead_below', 0.1)} | screening / wall (min) | joined with a region "
               f"term | rank-1 loss | re-trained {m} (test) |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -183,7 +183,8 @@ def render(rep: dict) -> str:
         share = f"{r['joined_with_region_term']} / {r['joined']}"
         wall = "-" if not r.get("wall_s") else f"{r['wall_s'] / 60:.0f}"
         clock = f"{r.get('screen_s', 0.0) / 60:.1f} / {wall}"
-        lines.append(f"| {r['variant']} | {r['seed']} | {r['evaluations']} | {best} "
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['evaluations']} / "
+                     f"{_spent(r):g} | {best} "
                      f"| {r.get('below_dead', '-')} | {clock} | {share} "
                      f"| `{r['rank1']}` | {rts} |")
     for b, st in rep["baselines"].items():
@@ -191,6 +192,11 @@ def render(rep: dict) -> str:
                      f"| {st['mean']:.4f} ± {st['std']:.4f} |")
     lines += ["", *variant_table(rep)]
     return "\n".join(lines) + "\n"
+
+
+def _spent(r: dict) -> float:
+    """The budget a search spent (failed trainings count), else its evaluations."""
+    return r.get("spent") or r["evaluations"]
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float] | None:
@@ -217,7 +223,7 @@ def variant_summary(rep: dict) -> dict[str, dict]:
     for name, rs in by.items():
         stages = {}
         for stage in rep["stages"]:
-            if all((r.get("spent") or r["evaluations"]) >= stage - 1e-9 for r in rs):
+            if all(_spent(r) >= stage - 1e-9 for r in rs):
                 bests = [r["curve"][min(stage, len(r["curve"])) - 1] for r in rs]
                 stages[stage] = _mean_sd([b for b in bests if b is not None])
         rt = [r["retrained"]["mean"] for r in rs if r.get("retrained")]
@@ -257,7 +263,7 @@ def decision(rep: dict) -> str:
     first = next(iter(summary), None)
     if first is None:
         return ""
-    done = all(r["evaluations"] >= rep["stages"][-1] for r in rep["searches"])
+    done = all(_spent(r) >= rep["stages"][-1] - 1e-9 for r in rep["searches"])
     winners = [n for n, v in summary.items()
                if v.get("vs_first", (0, ""))[1] == "beyond the seed spread, higher"
                and v.get("retrained_vs_first") == "beyond the seed spread, higher"]
