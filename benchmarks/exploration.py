@@ -267,6 +267,8 @@ def decision(rep: dict) -> str:
     winners = [n for n, v in summary.items()
                if v.get("vs_first", (0, ""))[1] == "beyond the seed spread, higher"
                and v.get("retrained_vs_first") == "beyond the seed spread, higher"]
+    if any(v["seeds"] < 2 for v in summary.values()):
+        return "Decision: none (a verdict needs at least 2 search seeds per variant)."
     if not done or any(v["retrained_n"] < 2 for v in summary.values()):
         return "Decision: pending (not every search has reached its budget and been re-trained)."
     if winners:
@@ -293,8 +295,8 @@ def variant_table(rep: dict) -> list[str]:
                      + f" | {v['below_dead']} / {v['trainings']} | "
                      f"{_cell(v['retrained'], v['retrained_n'])} | {verdict} | "
                      f"{v.get('retrained_vs_first', '')} |")
-    lines += ["", "Re-trained: the mean over search seeds of each rank-1's 3-seed mean; its sd "
-              "is across search seeds.", "", decision(rep)]
+    lines += ["", "Re-trained: the mean over search seeds of each rank-1's mean over its "
+              "re-training seeds; its sd is across search seeds.", "", decision(rep)]
     return lines
 
 

@@ -61,3 +61,10 @@ def test_the_decision_waits_for_budgets_and_retraining(exploration):
         search("fit", 0, [0.2, 0.3, 0.4, 0.45], 0.60),
         search("fit", 1, [0.2, 0.3, 0.4, 0.46], 0.61)])
     assert exploration.decision(rep).startswith("Decision: pending")
+
+
+def test_one_search_seed_gives_no_verdict(exploration):
+    rep = report(exploration, [
+        search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
+        search("fit", 0, [0.2, 0.3, 0.4, 0.45], 0.60)])
+    assert "at least 2 search seeds" in exploration.decision(rep)
