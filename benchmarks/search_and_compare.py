@@ -37,6 +37,11 @@ def main() -> None:
                     help="baselines re-trained on the transfer variants (default: every "
                     "--baseline)")
     ap.add_argument("--config", default=None, help="TOML search config")
+    ap.add_argument("--confirm-top", type=int, default=0,
+                    help="after the search, confirm this many losses of the ranking "
+                    "(full schedule, validation split; `autoloss-zero confirm`), 0: none")
+    ap.add_argument("--confirm-seeds", type=int, default=3,
+                    help="full-schedule trainings per confirmed loss (rung ones count)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -52,6 +57,11 @@ def main() -> None:
     with SearchProgress() as progress:
         reader = az.search(args.task, args.metric, args.budget, study, cfg,
                            workers=args.workers, progress=progress)
+    if args.confirm_top:
+        reader.close()
+        reader = az.confirm(study, args.confirm_top, args.confirm_seeds, workers=args.workers,
+                            progress=lambda done, total: print(
+                                f"[{done}/{total}] confirmation trainings", flush=True))
     with reader:
         board = reader.leaderboard(max(args.top, 10))
         counts = reader.counts()
@@ -74,6 +84,8 @@ def main() -> None:
         **provenance(),
         "task": args.task, "metric": args.metric, "budget": args.budget,
         "evaluations": started, "counts": counts, "search_stats": stats,
+        "confirm": {"top": args.confirm_top, "seeds": args.confirm_seeds}
+        if args.confirm_top else None,
         "search_wall_s_this_call": search_s,
         "spent": spent, "ranking": ranking,
         "leaderboard": [{"rank": i, "id": c.id, "formula": c.formula, "proxy_score": c.score,
@@ -102,6 +114,10 @@ def render(rep: dict, task) -> str:
              f"{rep['counts']['rejected']} candidates rejected by screening, "
              f"{rep['counts']['duplicate']} duplicates, {rep['counts']['invalid']} invalid, "
              f"{rep['counts']['failed']} failed.", "",
+             *([f"Confirmed after the search: the top {rep['confirm']['top']} of the "
+                f"ranking, each with {rep['confirm']['seeds']} full-schedule trainings "
+                "(validation split), repeated until the ranking's top had them all.", ""]
+               if rep.get("confirm") else []),
              f"Top of the leaderboard (ranking: {rep.get('ranking', 'proxy')}; proxy score "
              "with its number of proxy trainings):",
              "", "| rank | proxy " + rep["metric"] + " | confirmed (full, val) | formula |",

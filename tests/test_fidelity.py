@@ -154,6 +154,36 @@ def test_confirm_ranks_by_full_schedule_scores(tmp_path):
         assert len(again.evaluations()) == 4
 
 
+def test_confirm_follows_the_ranking_until_its_top_is_confirmed(tmp_path):
+    """Two losses carry one lucky full training each (as a fidelity rung can leave them):
+    confirming the first pulls its mean down, so the second leads with one training until
+    it is confirmed too; the final rank 1 has the seeds asked for."""
+    from autoloss_zero.search.seeds import derive_seed
+    from autoloss_zero.search.status import Status
+    from autoloss_zero.search.study import Evaluation, Study
+
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10
+    path = tmp_path / "lucky.db"
+    az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
+    with StudyReader(path) as r:
+        a, b = [c.id for c in r.leaderboard(2)]
+    db = Study(path)
+    try:
+        db.put_evaluations([
+            Evaluation(id=i, candidate=c, kind="rung", rung=2, schedule="full", split="val",
+                       seed=derive_seed(cfg.seed, "full", c, 0), cost=2.0,
+                       status=Status.EVALUATED, score=s, finished=time.time())
+            for i, (c, s) in enumerate([(a, 0.999), (b, 0.998)], 1)])
+    finally:
+        db.close()
+    with az.confirm(path, top=1, seeds=2, workers=1) as r:
+        best = r.leaderboard(1)[0]
+        trained = {e.candidate for e in r.evaluations() if e.kind == "confirm"}
+    assert best.confirmed_seeds == 2
+    assert trained == {a, b}  # a real tiny training scores far below 0.99: b led after a's
+
+
 @pytest.mark.parametrize("bad", [
     {"schedule": "full", "seeds": 1, "top": 0.0},
     {"schedule": "proxy", "seeds": 1, "top": 0.5},

@@ -595,12 +595,15 @@ class Evolution:
                 return self.queue.popleft()
         return None
 
-    def confirmation(self, top: int, seeds: int) -> list[Evaluation]:
+    def confirmation(self, top: int, seeds: int,
+                     tried: set[tuple[int, int]] = frozenset()) -> list[Evaluation]:
         """Rows that bring the ``top`` losses of the study's ranking to ``seeds``
-        full-schedule trainings on the validation split (the ones already made count)."""
+        full-schedule trainings on the validation split (the ones already made count),
+        leaving out the (loss, seed) trainings in ``tried`` (ones that failed)."""
         rows = []
         for c in self.study.leaderboard(top):
-            rows += self._new_evaluations(c.id, "full", seeds, "confirm", -1)
+            rows += [e for e in self._new_evaluations(c.id, "full", seeds, "confirm", -1)
+                     if (e.candidate, e.seed) not in tried]
         for e in rows:
             self.running_evals[e.id] = e
         if rows:
@@ -822,8 +825,16 @@ def search(
 
 def _confirm(evo: Evolution, engine: Engine, job_args: dict, top: int, seeds: int,
              progress=None) -> None:
-    pending = [e for e in evo.running_evals.values() if e.kind == "confirm"]
-    _run_evaluations(evo, engine, pending + evo.confirmation(top, seeds), job_args, progress)
+    """Until the ``top`` losses of the ranking each have ``seeds`` full trainings: a loss
+    whose mean falls below another's under its new trainings lets that one into the top,
+    which is then confirmed too (else a single lucky full training could rank first)."""
+    rows = [e for e in evo.running_evals.values() if e.kind == "confirm"]
+    rows += evo.confirmation(top, seeds)
+    tried: set[tuple[int, int]] = set()
+    while rows:
+        _run_evaluations(evo, engine, rows, job_args, progress)
+        tried |= {(e.candidate, e.seed) for e in rows}
+        rows = evo.confirmation(top, seeds, tried)  # a failed training is not run again
 
 
 def confirm(
@@ -840,7 +851,8 @@ def confirm(
 ) -> StudyReader:
     """Re-train the ``top`` losses of a study with the task's full schedule until each has
     ``seeds`` trainings, scored on the validation split (the test split stays for
-    reporting). From then on every reader ranks the study by these scores (confirmed
+    reporting); repeated while the ranking changes, so that the final top ``top`` all have
+    ``seeds`` trainings. From then on every reader ranks the study by these scores (confirmed
     losses first). Resumable: trainings in flight when it stopped are re-run.
     ``trust_study``: a study of a user task, or with user operator modules, imports that
     code only with ``trust_study=True`` (or when it is already imported here)."""
