@@ -26,7 +26,7 @@ import math
 import tempfile
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -596,7 +596,7 @@ class Evolution:
         return None
 
     def confirmation(self, top: int, seeds: int,
-                     tried: set[tuple[int, int]] = frozenset()) -> list[Evaluation]:
+                     tried: Set[tuple[int, int]] = frozenset()) -> list[Evaluation]:
         """Rows that bring the ``top`` losses of the study's ranking to ``seeds``
         full-schedule trainings on the validation split (the ones already made count),
         leaving out the (loss, seed) trainings in ``tried`` (ones that failed)."""
