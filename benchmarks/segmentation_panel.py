@@ -70,6 +70,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default=None, help="TOML search config (screening, task)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--proxy-seeds", type=int, default=4,
+                    help="proxy trainings per panel loss (the config's proxy, validation "
+                    "split, as the search scores it); 0: none")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--runs", required=True, help="JSON-lines file of finished trainings")
     ap.add_argument("--out", required=True)
@@ -90,7 +93,14 @@ def main() -> None:
     for row, t in zip(rows, trained[len(BASELINES):]):
         row["metrics"], row["failed"] = t["metrics"], t["failed"]
         row["beats_ce"] = {m: _beats(t["metrics"][m], base["ce"][m]) for m in res["metrics"]}
-    report = {**provenance(), "seeds": args.seeds, "split": "test", "schedule": "full",
+    if args.proxy_seeds:
+        proxy = compare("segmentation", [r["formula"] for r in rows], args.proxy_seeds, None,
+                        "proxy", args.workers, results=args.runs,
+                        task_options=cfg.task_options).to_dict()["losses"]
+        for row, t in zip(rows, proxy):
+            row["proxy"] = t["metrics"]
+    report = {**provenance(), "seeds": args.seeds, "proxy_seeds": args.proxy_seeds,
+              "split": "test", "schedule": "full",
               "metrics": res["metrics"], "baselines": base, "panel": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +142,23 @@ def render(rep: dict) -> str:
         lines.append(f"| {row['label']} | {row['size']} / {row['depth']} | "
                      + " | ".join(_cell(row["metrics"][m], row["beats_ce"][m])
                                   for m in metrics) + " |")
+    if rep.get("proxy_seeds"):
+        ce = rep["panel"][0]["proxy"]
+        lines += ["", f"What the search sees: the config's proxy, {rep['proxy_seeds']} "
+                  "seeds, validation split (% mean ± std; the search ranks by this before "
+                  "its rungs); the place among the panel losses in brackets; **bold**: "
+                  "above CE in the space.", "",
+                  "| loss | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for row in rep["panel"]:
+            cells = []
+            for m in metrics:
+                place = 1 + sum(r["proxy"][m]["mean"] is not None and row["proxy"][m]["mean"]
+                                is not None and r["proxy"][m]["mean"] > row["proxy"][m]["mean"]
+                                for r in rep["panel"])
+                above = (row is not rep["panel"][0] and row["proxy"][m]["mean"] is not None
+                         and row["proxy"][m]["mean"] > ce[m]["mean"])
+                cells.append(f"{_cell(row['proxy'][m], above)} ({place})")
+            lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     lines += ["", "Formulas:", ""]
     for row in rep["panel"]:
         rejected = [m for m, s in row["screening"].items() if not s["accepted"]]
