@@ -31,22 +31,25 @@ from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
+from autoloss_zero.expr.ops import all_operators
 from autoloss_zero.expr.tree import _walk
 from autoloss_zero.progress import SearchProgress
 from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.study import StudyReader
 
-AGGREGATE = "Mean_nhw"
+AGGREGATE = ("Mean_nhw", "Ratio_nhw")
+"""Region-level aggregates: the paper's, and the ratio operator of ``region_ops.py``."""
 
 
 def has_region_term(formula: str, task) -> bool:
-    """Whether some branch holds ``Mean_nhw`` over both a prediction and a target leaf."""
-    loss = task.as_task_loss(formula)
+    """Whether some branch holds a region aggregate over both a prediction and a target leaf
+    (the formula may use any registered operator: a variant's config registered it)."""
+    loss = task.as_task_loss(formula, operators=all_operators())
     spec = {b.name: b for b in task.branches}
     for name, expr in loss.branches:
         b = spec[name]
         for node in _walk(expr.node):
-            if isinstance(node, str) or node[0] != AGGREGATE:
+            if isinstance(node, str) or node[0] not in AGGREGATE:
                 continue
             leaves = {n for n in _walk(node) if isinstance(n, str)}
             if leaves & set(b.prediction_leaves) and leaves & set(b.target_leaves):
@@ -133,8 +136,9 @@ def main() -> None:
     if rows and not args.no_retrain and not args.report_only:
         losses = [*args.baseline, *[f"study:{r['study']}#1" for r in rows]]
         runs = args.runs or str(out / "runs.jsonl")
+        modules = sorted({m for c in configs.values() for m in c.operator_modules})
         res = compare(args.task, losses, args.retrain_seeds, None, "full", args.workers,
-                      results=runs)
+                      results=runs, operator_modules=modules)
         table = {r["loss"]: r["metrics"][args.metric] for r in res.summary()}
         for r in rows:
             st = table[f"study:{r['study']}#1"]

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Issue 18: the paper's offspring operators vs recombination, grafts, both, and the paper's
-# operators with screening's fit test (added 2026-12-01, after stage 1 had begun), on
+# operators with screening's fit test (added 2026-12-01, after stage 1 had begun), and
+# (issue 13.1, added 2026-12-02 after the five were done) the paper's operators plus the
+# region operator Ratio_nhw (benchmarks/region_ops.py), on
 # segmentation/mIoU with the calibrated 1,000 x 8 proxy: 2 search seeds each, budgets
 # raised together in stages of 50 proxy-training equivalents up to 150, then each rank-1
 # re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+# the ratio variant's operator module (benchmarks/region_ops.py), here and on the workers
+export PYTHONPATH="$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant paper=benchmarks/configs/explore-paper.toml \
   --variant recombine=benchmarks/configs/explore-recombine.toml \
   --variant graft=benchmarks/configs/explore-graft.toml \
   --variant both=benchmarks/configs/explore-both.toml \
   --variant fit=benchmarks/configs/explore-fit.toml \
+  --variant ratio=benchmarks/configs/explore-ratio.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"

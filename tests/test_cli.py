@@ -148,6 +148,35 @@ def test_compare_json_and_resume(tmp_path):
     assert "unknown operator 'Foo'" in line
 
 
+def test_check_and_compare_read_formulas_with_the_config_s_user_operators(tmp_path,
+                                                                         tests_on_path):
+    ops = tmp_path / "ops.toml"
+    ops.write_text(TINY_TOML.replace("seed = 0", 'seed = 0\noperators = ["Add", "Mul", "Neg", '
+                                     '"Log", "Cube"]\noperator_modules = ["user_ops"]')
+                   .replace("proxy_steps = 5", "proxy_steps = 5\nfull_steps = 8"))
+    cube = "Neg(Mul(y, Log(Cube(yhat))))"  # 3 x cross-entropy
+    out = cli("check", cube, "--task", "classification", "--config", ops, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["accepted"] is True
+    assert "unknown operator 'Cube'" in one_line_error(
+        cli("check", cube, "--task", "classification"))
+    # an operator outside the config's set is refused as the search would never make it
+    assert "unknown operator 'Exp'" in one_line_error(
+        cli("check", "Neg(Mul(y, Exp(yhat)))", "--task", "classification", "--config", ops))
+    runs = tmp_path / "runs.jsonl"
+    plain = tmp_path / "plain.toml"
+    plain.write_text(TINY_TOML.replace("proxy_steps = 5", "proxy_steps = 5\nfull_steps = 8"))
+    args = ["compare", "--task", "classification", "--loss", "Neg(Mul(y, Log(yhat)))",
+            "--seeds", 1, "--results", runs, "--json"]
+    assert cli(*args, "--config", plain).returncode == 0
+    out = cli(*args, "--loss", cube, "--config", ops)
+    assert out.returncode == 0, out.stderr
+    rows = {r["loss"]: r for r in json.loads(out.stdout)["losses"]}
+    assert len(rows[cube]["metrics"]["accuracy"]["values"]) == 1, rows[cube]["failed"]
+    # the plain formula kept its key under the config with user operators: reused, not re-run
+    assert len(runs.read_text().splitlines()) == 2
+
+
 def test_plot_and_report(tmp_path):
     from conftest import tiny_config
 

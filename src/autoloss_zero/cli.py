@@ -150,7 +150,7 @@ def check(
     cfg = resolve_config(None, config, _overrides(seed)).config
     t = get_task(task, **cfg.task_options)
     metric = t.check_metric(metric or t.metrics[0])
-    loss = t.as_task_loss(formula)
+    loss = t.as_task_loss(formula, operators=cfg.operator_set())
     screener = Screener.from_config(t, metric, cfg, device.value)
     res = screener.screen(loss, optimize=True)
     # the search's per-branch test too (multi-branch tasks with perfect outputs)

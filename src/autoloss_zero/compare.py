@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskError
-from .expr.ops import DEFAULT_NAMES, import_operator_modules
+from .expr.ops import DEFAULT_NAMES, all_operators, import_operator_modules
 from .search.engines import Engine, create_engine
 from .search.status import Status
 from .search.worker import make_job
@@ -42,7 +42,7 @@ class LossSpec:
         return json.dumps([self.formula, self.baseline, self.fixed, self.operators])
 
 
-def mix(task: Task, spec: str) -> LossSpec | None:
+def mix(task: Task, spec: str, operator_modules=()) -> LossSpec | None:
     """A per-branch mix ``BRANCH=LOSS; BRANCH=LOSS; ...`` (every branch of a multi-branch
     task once, each LOSS a branch baseline id or a formula over that branch's leaves), e.g.
     ``cls_rpn=ce; reg_rpn=l1; cls_rcnn=ce; reg_rcnn=giou`` (the paper's Table 4 rows);
@@ -68,10 +68,23 @@ def mix(task: Task, spec: str) -> LossSpec | None:
                and not any(f.startswith(f"{b}: ") for f in formulas)]
     if missing:
         raise TaskError(f"the mix {clip(spec)} gives no loss for branch(es) {', '.join(missing)}")
-    formula = ""
-    if formulas:
-        formula = str(task.as_task_loss("; ".join(formulas), fixed))  # validates each formula
-    return LossSpec(spec, formula=formula, fixed=fixed)
+    if not formulas:
+        return LossSpec(spec, formula="", fixed=fixed)
+    return _formula_spec(task, spec, "; ".join(formulas), operator_modules, fixed)
+
+
+def _formula_spec(task: Task, label: str, formula: str, operator_modules=(),
+                  fixed: dict | None = None) -> LossSpec:
+    """A formula (validated against ``task``; raises with the position if malformed) that
+    may use the operators registered by ``operator_modules``; the spec names the paper's
+    operators and those of the users' it uses (a formula without them keys as before)."""
+    ops = all_operators(operator_modules) if operator_modules else None
+    loss = task.as_task_loss(formula, fixed or {}, operators=ops)
+    used = set().union(*(e.operators for _, e in loss.branches))
+    extra = [n for n in (ops.names if ops else ()) if n in used and n not in DEFAULT_NAMES]
+    return LossSpec(label, formula=str(loss), fixed=dict(fixed or {}),
+                    operators=[*DEFAULT_NAMES, *extra],
+                    operator_modules=list(operator_modules) if extra else [])
 
 
 def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> LossSpec:
@@ -81,7 +94,7 @@ def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> 
     the user), and its operator modules must be in ``operator_modules`` (from a config the
     user passed) unless ``trust``."""
     spec = spec.strip()
-    mixed = mix(task, spec)
+    mixed = mix(task, spec, operator_modules)
     if mixed is not None:
         return mixed
     if spec in task.baselines:
@@ -100,8 +113,7 @@ def resolve(task: Task, spec: str, operator_modules=(), trust: bool = False) -> 
         return LossSpec(spec, formula=str(sl.loss), fixed=sl.fixed_baselines,
                         operators=list(sl.operators.names),
                         operator_modules=list(sl.config.operator_modules))
-    loss = task.as_task_loss(spec)  # raises ValueError with the position if malformed
-    return LossSpec(spec, formula=str(loss))
+    return _formula_spec(task, spec, spec, operator_modules)
 
 
 @dataclass

@@ -397,6 +397,13 @@ def get_operators(names: Iterable[str] | OperatorSet | None = None,
     return OperatorSet(_REGISTRY[n] for n in names)
 
 
+def all_operators(modules: Iterable[str] = ()) -> OperatorSet:
+    """Every registered operator (the paper's 14 first, then the users'), after importing
+    ``modules``: the set a formula is read with when it may use a user's operator."""
+    import_operator_modules(modules)
+    return OperatorSet(_REGISTRY.values())
+
+
 def registered(name: str) -> Operator | None:
     """The registered operator ``name`` (built-in or a user's), or None."""
     return _REGISTRY.get(name)
