@@ -4,7 +4,7 @@
 averages over the batch and the pixels, broadcast back to the input's shape. It is the
 form of every Dice- or Jaccard-like region term (soft Dice per class is
 ``Ratio_nhw(Mul(y, yhat), Add(y, yhat))``), which the paper's operators can write only as
-a 7-operator structure that none of the 15,850 candidates of the Table 2 searches held
+a 7-operator structure that none of the 20,732 candidates of the Table 2 searches held
 (benchmarks/README.md, "Is there a better loss in the search space?"). With it, CE + soft
 Dice is 11 nodes instead of 17.
 
