@@ -26,7 +26,6 @@ from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
-from autoloss_zero.expr.tree import node_depth, node_size
 from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.rejection import Screener
 
@@ -56,12 +55,11 @@ PANEL = [
 BASELINES = ["ce", "lovasz"]
 
 
-def screen(config: SearchConfig, formula: str, metrics) -> dict:
-    task = az.get_task("segmentation", **config.task_options)
+def screen(screeners: dict, loss) -> dict:
+    """The search's screening verdict on ``loss`` for each target metric."""
     out = {}
-    for metric in metrics:
-        res = Screener.from_config(task, metric, config).screen(task.as_task_loss(formula),
-                                                                optimize=True)
+    for metric, screener in screeners.items():
+        res = screener.screen(loss, optimize=True)
         out[metric] = {"accepted": res.accepted, "g": res.g, "reason": res.reason or None}
     return out
 
@@ -79,12 +77,13 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SearchConfig.from_toml(args.config) if args.config else SearchConfig()
     task = az.get_task("segmentation", **cfg.task_options)
+    screeners = {m: Screener.from_config(task, m, cfg) for m in task.metrics}
     rows = []
     for label, formula, what in PANEL:
-        node = az.parse(formula).node
+        loss = task.as_task_loss(formula)
         rows.append({"label": label, "formula": formula, "what": what,
-                     "size": node_size(node), "depth": node_depth(node),
-                     "screening": screen(cfg, formula, task.metrics)})
+                     "size": loss.size, "depth": loss.depth,
+                     "screening": screen(screeners, loss)})
     res = compare("segmentation", [*BASELINES, *(r["formula"] for r in rows)], args.seeds,
                   None, "full", args.workers, results=args.runs,
                   task_options=cfg.task_options).to_dict()
