@@ -193,3 +193,84 @@ def test_confirm_follows_the_ranking_until_its_top_is_confirmed(tmp_path):
 def test_bad_rungs_are_refused(bad):
     with pytest.raises(ValueError, match="fidelity.rungs"):
         az.SearchConfig.from_dict({"fidelity": {"rungs": [bad]}})
+
+
+def test_racing_contenders_rule():
+    from autoloss_zero.search.racing import contenders
+
+    assert contenders({}) == [] and contenders({1: [0.5, 0.6]}) == []
+    # separated by more than a standard error of the difference: nothing to race
+    assert contenders({1: [0.80, 0.81, 0.82], 2: [0.70, 0.71, 0.72]}) == []
+    # the mAcc case (2026-12-02): 0.004 apart with sds 0.007 and 0.027
+    assert contenders({982: [0.6494, 0.6476, 0.6598], 1178: [0.6725, 0.6195, 0.6528],
+                       1719: [0.60, 0.61, 0.60]}) == [982, 1178]
+    # one score has no spread to go by: it races
+    assert contenders({1: [0.9, 0.91], 2: [0.1]}) == [1, 2]
+    # equal means: ties break by id, like the leaderboard
+    assert contenders({5: [0.5, 0.6], 3: [0.6, 0.5]}) == [3, 5]
+
+
+def _put_full(path, cfg, scores):
+    """Full-schedule validation trainings written into a study, as confirmation makes them."""
+    from autoloss_zero.search.seeds import derive_seed
+    from autoloss_zero.search.status import Status
+    from autoloss_zero.search.study import Evaluation, Study
+
+    db = Study(path)
+    try:
+        rows, i = [], 1
+        for c, values in scores.items():
+            for j, s in enumerate(values):
+                rows.append(Evaluation(
+                    id=i, candidate=c, kind="confirm", rung=-1, schedule="full", split="val",
+                    seed=derive_seed(cfg.seed, "full", c, j), cost=2.0,
+                    status=Status.EVALUATED, score=s, finished=time.time()))
+                i += 1
+        db.put_evaluations(rows)
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(240)
+def test_racing_trains_the_close_losses_up_to_max_seeds(tmp_path):
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10
+    path = tmp_path / "race.db"
+    az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
+    with StudyReader(path) as r:
+        a, b, c = [x.id for x in r.leaderboard(3)]
+    # a and b within noise of each other; c far below (real tiny trainings score below a
+    # and b's means too, so c stays out of the race whatever they add)
+    _put_full(path, cfg, {a: [0.96, 0.99], b: [0.97, 0.975], c: [0.001, 0.002]})
+    with az.confirm(path, top=3, seeds=2, max_seeds=3, workers=1) as r:
+        n = {}
+        for e in r.evaluations():
+            n[e.candidate] = n.get(e.candidate, 0) + 1
+        board = r.leaderboard(3)
+    assert n == {a: 3, b: 3, c: 2}
+    assert {x.id: x.confirmed_seeds for x in board} == {a: 3, b: 3, c: 2}
+    with az.confirm(path, top=3, seeds=2, max_seeds=3, workers=1) as again:
+        assert len(again.evaluations()) == 8  # resumed: at max_seeds, nothing more
+
+
+@pytest.mark.timeout(240)
+def test_racing_leaves_a_separated_leader_alone(tmp_path):
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10
+    path = tmp_path / "apart.db"
+    az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
+    with StudyReader(path) as r:
+        a, b = [x.id for x in r.leaderboard(2)]
+    _put_full(path, cfg, {a: [0.90, 0.91], b: [0.50, 0.51]})
+    with az.confirm(path, top=2, seeds=2, max_seeds=5, workers=1) as r:
+        assert len(r.evaluations()) == 4
+
+
+def test_max_seeds_below_seeds_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="max_seeds"):
+        az.SearchConfig.from_dict({"confirm": {"top": 2, "seeds": 3, "max_seeds": 2}})
+    out = subprocess.run([sys.executable, "-m", "autoloss_zero", "confirm",
+                          str(tmp_path / "none.db"), "--seeds", "3", "--max-seeds", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--max-seeds" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -290,6 +290,9 @@ def confirm(
                                      help="How many losses of the ranking.")] = 3,
     seeds: Annotated[int, typer.Option(min=1, max=10_000,
                                        help="Full-schedule trainings per loss.")] = 2,
+    max_seeds: Annotated[int, typer.Option(
+        min=0, max=10_000, help="Racing: more trainings, up to this many, for the losses "
+        "within a standard error of the leader (0: off).")] = 0,
     workers: Annotated[int | None, typer.Option(min=1, max=MAX_PROCESSES,
                                                 help="Workers (default: cores).")] = None,
     engine: Annotated[Engine, typer.Option(help="Where trainings run.")] = Engine.local,
@@ -308,9 +311,12 @@ def confirm(
         if not as_json:
             typer.echo(f"[{done}/{total}] confirmation trainings", err=True)
 
-    with run_confirm(study, top, seeds, workers=workers, engine=engine.value,
-                     scheduler=scheduler, device=device.value, progress=progress,
-                     trust_study=trust_study) as r:
+    if max_seeds and max_seeds < seeds:
+        raise typer.BadParameter(f"must be 0 (no racing) or >= --seeds ({seeds})",
+                                 param_hint="--max-seeds")
+    with run_confirm(study, top, seeds, max_seeds=max_seeds, workers=workers,
+                     engine=engine.value, scheduler=scheduler, device=device.value,
+                     progress=progress, trust_study=trust_study) as r:
         if not as_json:
             _print_leaderboard(r, top)
             return

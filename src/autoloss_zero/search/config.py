@@ -189,13 +189,22 @@ class ConfirmConfig:
     """How many losses (0: no confirmation; ``autoloss-zero confirm`` does it later)."""
     seeds: int = 2
     """Full-schedule trainings per confirmed loss (ones made by fidelity rungs count)."""
+    max_seeds: int = 0
+    """Racing (0: off): after ``seeds``, the leader and every confirmed loss of the top
+    whose mean is within one standard error of the difference of the leader's get one
+    more training each, again and again, up to ``max_seeds`` trainings per loss (see
+    ``racing.py``)."""
 
     def __post_init__(self):
         if self.top < 0 or self.seeds < 1:
             raise ConfigError("confirm.top must be >= 0 and confirm.seeds >= 1")
+        if self.max_seeds and self.max_seeds < self.seeds:
+            raise ConfigError(f"confirm.max_seeds ({self.max_seeds}) must be 0 (no racing) "
+                              f"or >= confirm.seeds ({self.seeds})")
 
 
 ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("confirm", "max_seeds"): 0,  # 2026-12-02; no racing before
     ("screening", "per_branch"): False,  # 2026-12-01; screening was whole-loss before
     ("screening", "fit_steps"): 0,  # 2026-12-01 (later); no fit test before
 }

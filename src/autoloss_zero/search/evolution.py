@@ -42,6 +42,7 @@ from .config import SearchConfig
 from .engines import Engine, create_engine, cuda_devices
 from .equivalence import EquivalenceIndex
 from .fidelity import Rung, best_to_promote, compare_key, mean, rungs_of
+from .racing import contenders
 from .rejection import FIT_FAILED, Screener, ScreenResult
 from .resolve import ResolvedConfig, check_same_search, resolve_config, with_task_choices
 from .seeds import derive_seed, stream
@@ -610,6 +611,30 @@ class Evolution:
             self.study.put_evaluations(rows)
         return rows
 
+    def racing(self, top: int, max_seeds: int,
+               tried: Set[tuple[int, int]] = frozenset()) -> list[Evaluation]:
+        """One more full-schedule training for the leader of the ``top`` losses and for
+        each one within a standard error of it (``racing.contenders``), up to
+        ``max_seeds`` each, leaving out the trainings in ``tried``; empty when the leader
+        is separated or no contender can get more."""
+        ids = {c.id for c in self.study.leaderboard(top) if c.confirmed is not None}
+        scores: dict[int, list[float]] = {}
+        for e in self.study.evaluations("WHERE schedule = 'full' AND status = ? "
+                                        "AND score IS NOT NULL", [Status.EVALUATED]):
+            if e.candidate in ids:
+                scores.setdefault(e.candidate, []).append(e.score)
+        rows = []
+        for group in contenders(scores):
+            n = self._started(group, "full")
+            if n < max_seeds:
+                rows += [e for e in self._new_evaluations(group, "full", n + 1, "confirm", -1)
+                         if (e.candidate, e.seed) not in tried]
+        for e in rows:
+            self.running_evals[e.id] = e
+        if rows:
+            self.study.put_evaluations(rows)
+        return rows
+
     def _complete_evaluation(self, result: dict) -> Evaluation:
         e = self.running_evals.pop(-result["id"])
         e.status = Status(result["status"])
@@ -814,7 +839,8 @@ def search(
                 finished = _main_loop(evo, engine, budget, rerun, job_args, progress, time_limit,
                                       config.evaluation.ahead)
                 if config.confirm.top and finished:
-                    _confirm(evo, engine, job_args, config.confirm.top, config.confirm.seeds)
+                    _confirm(evo, engine, job_args, config.confirm.top, config.confirm.seeds,
+                             max_seeds=config.confirm.max_seeds)
             finally:
                 if own_engine:
                     engine.close()
@@ -824,17 +850,22 @@ def search(
 
 
 def _confirm(evo: Evolution, engine: Engine, job_args: dict, top: int, seeds: int,
-             progress=None) -> None:
+             progress=None, max_seeds: int = 0) -> None:
     """Until the ``top`` losses of the ranking each have ``seeds`` full trainings: a loss
     whose mean falls below another's under its new trainings lets that one into the top,
-    which is then confirmed too (else a single lucky full training could rank first)."""
+    which is then confirmed too (else a single lucky full training could rank first).
+    Then, with ``max_seeds``, racing (``racing.py``) while the leader is not separated."""
     rows = [e for e in evo.running_evals.values() if e.kind == "confirm"]
     rows += evo.confirmation(top, seeds)
     tried: set[tuple[int, int]] = set()
-    while rows:
-        _run_evaluations(evo, engine, rows, job_args, progress)
-        tried |= {(e.candidate, e.seed) for e in rows}
-        rows = evo.confirmation(top, seeds, tried)  # a failed training is not run again
+    while True:
+        while rows:
+            _run_evaluations(evo, engine, rows, job_args, progress)
+            tried |= {(e.candidate, e.seed) for e in rows}
+            rows = evo.confirmation(top, seeds, tried)  # a failed training is not run again
+        rows = evo.racing(top, max_seeds, tried) if max_seeds > seeds else []
+        if not rows:
+            return
 
 
 def confirm(
@@ -842,6 +873,7 @@ def confirm(
     top: int = 3,
     seeds: int = 2,
     *,
+    max_seeds: int = 0,
     workers: int | None = None,
     engine: str | Engine = "local",
     scheduler: str | None = None,
@@ -853,11 +885,15 @@ def confirm(
     ``seeds`` trainings, scored on the validation split (the test split stays for
     reporting); repeated while the ranking changes, so that the final top ``top`` all have
     ``seeds`` trainings. From then on every reader ranks the study by these scores (confirmed
-    losses first). Resumable: trainings in flight when it stopped are re-run.
+    losses first). ``max_seeds`` (0: off): racing, more trainings up to that many for the
+    losses within a standard error of the leader (``racing.py``). Resumable: trainings in
+    flight when it stopped are re-run.
     ``trust_study``: a study of a user task, or with user operator modules, imports that
     code only with ``trust_study=True`` (or when it is already imported here)."""
     if top < 1 or seeds < 1:
         raise ValueError("top and seeds must be >= 1")
+    if max_seeds and max_seeds < seeds:
+        raise ValueError("max_seeds must be 0 (no racing) or >= seeds")
     path = Path(study)
     resolved = resolve_config(path)
     if resolved.meta is None:
@@ -883,7 +919,7 @@ def confirm(
                 engine = create_engine(engine, workers, scheduler, config.evaluation.retries,
                                        device)
             try:
-                _confirm(evo, engine, job_args, top, seeds, progress)
+                _confirm(evo, engine, job_args, top, seeds, progress, max_seeds)
             finally:
                 if own_engine:
                     engine.close()
