@@ -42,6 +42,9 @@ def main() -> None:
                     "(full schedule, validation split; `autoloss-zero confirm`), 0: none")
     ap.add_argument("--confirm-seeds", type=int, default=3,
                     help="full-schedule trainings per confirmed loss (rung ones count)")
+    ap.add_argument("--confirm-max-seeds", type=int, default=0,
+                    help="racing: more trainings, up to this many, for the losses within a "
+                    "standard error of the leader (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -59,7 +62,8 @@ def main() -> None:
                            workers=args.workers, progress=progress)
     if args.confirm_top:
         reader.close()
-        reader = az.confirm(study, args.confirm_top, args.confirm_seeds, workers=args.workers,
+        reader = az.confirm(study, args.confirm_top, args.confirm_seeds,
+                            max_seeds=args.confirm_max_seeds, workers=args.workers,
                             progress=lambda done, total: print(
                                 f"[{done}/{total}] confirmation trainings", flush=True))
     with reader:
@@ -84,7 +88,8 @@ def main() -> None:
         **provenance(),
         "task": args.task, "metric": args.metric, "budget": args.budget,
         "evaluations": started, "counts": counts, "search_stats": stats,
-        "confirm": {"top": args.confirm_top, "seeds": args.confirm_seeds}
+        "confirm": {"top": args.confirm_top, "seeds": args.confirm_seeds,
+                    "max_seeds": args.confirm_max_seeds}
         if args.confirm_top else None,
         "search_wall_s_this_call": search_s,
         "spent": spent, "ranking": ranking,
@@ -116,7 +121,10 @@ def render(rep: dict, task) -> str:
              f"{rep['counts']['failed']} failed.", "",
              *([f"Confirmed after the search: the top {rep['confirm']['top']} of the "
                 f"ranking, each with {rep['confirm']['seeds']} full-schedule trainings "
-                "(validation split), repeated until the ranking's top had them all.", ""]
+                "(validation split), repeated until the ranking's top had them all"
+                + (f"; racing up to {rep['confirm']['max_seeds']} trainings for the losses "
+                   "within a standard error of the leader"
+                   if rep["confirm"].get("max_seeds") else "") + ".", ""]
                if rep.get("confirm") else []),
              f"Top of the leaderboard (ranking: {rep.get('ranking', 'proxy')}; proxy score "
              "with its number of proxy trainings):",
