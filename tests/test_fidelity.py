@@ -274,3 +274,24 @@ def test_max_seeds_below_seeds_is_refused(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--max-seeds" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.timeout(240)
+def test_a_search_races_its_confirmation_to_the_end(tmp_path):
+    """``[confirm] max_seeds`` in a search's config: when it ends, the top is separated
+    or every loss still within noise of the leader has max_seeds trainings."""
+    from autoloss_zero.search.racing import contenders
+
+    cfg = tiny_config()
+    cfg.task_options["full_steps"] = 10
+    cfg.confirm.top, cfg.confirm.seeds, cfg.confirm.max_seeds = 2, 1, 3
+    with az.search("classification", "accuracy", 6, tmp_path / "s.db", cfg, workers=1) as r:
+        ids = [c.id for c in r.leaderboard(2)]
+        scores = {}
+        for e in r.evaluations():
+            assert e.kind == "confirm" and e.schedule == "full"
+            scores.setdefault(e.candidate, []).append(e.score)
+    assert set(ids) <= set(scores) and all(len(v) <= 3 for v in scores.values())
+    top = {i: scores[i] for i in ids}
+    assert all(len(top[i]) == 3 for i in contenders(top))
+    assert max(len(v) for v in top.values()) >= 2  # one training each is never separated
