@@ -231,14 +231,18 @@ def _put_full(path, cfg, scores):
         db.close()
 
 
-@pytest.mark.timeout(240)
-def test_racing_trains_the_close_losses_up_to_max_seeds(tmp_path):
+def _small_study(path, k):
+    """A 6-equivalent search whose full trainings cost 2; its config, path and top-k ids."""
     cfg = tiny_config()
     cfg.task_options["full_steps"] = 10
-    path = tmp_path / "race.db"
     az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
     with StudyReader(path) as r:
-        a, b, c = [x.id for x in r.leaderboard(3)]
+        return cfg, path, [x.id for x in r.leaderboard(k)]
+
+
+@pytest.mark.timeout(240)
+def test_racing_trains_the_close_losses_up_to_max_seeds(tmp_path):
+    cfg, path, (a, b, c) = _small_study(tmp_path / "race.db", 3)
     # a and b within noise of each other; c far below (real tiny trainings score below a
     # and b's means too, so c stays out of the race whatever they add)
     _put_full(path, cfg, {a: [0.96, 0.99], b: [0.97, 0.975], c: [0.001, 0.002]})
@@ -255,12 +259,7 @@ def test_racing_trains_the_close_losses_up_to_max_seeds(tmp_path):
 
 @pytest.mark.timeout(240)
 def test_racing_leaves_a_separated_leader_alone(tmp_path):
-    cfg = tiny_config()
-    cfg.task_options["full_steps"] = 10
-    path = tmp_path / "apart.db"
-    az.search("classification", "accuracy", 6, path, cfg, workers=1).close()
-    with StudyReader(path) as r:
-        a, b = [x.id for x in r.leaderboard(2)]
+    cfg, path, (a, b) = _small_study(tmp_path / "apart.db", 2)
     _put_full(path, cfg, {a: [0.90, 0.91], b: [0.50, 0.51]})
     with az.confirm(path, top=2, seeds=2, max_seeds=5, workers=1) as r:
         assert len(r.evaluations()) == 4

@@ -605,6 +605,10 @@ class Evolution:
         for c in self.study.leaderboard(top):
             rows += [e for e in self._new_evaluations(c.id, "full", seeds, "confirm", -1)
                      if (e.candidate, e.seed) not in tried]
+        return self._start_confirmation(rows)
+
+    def _start_confirmation(self, rows: list[Evaluation]) -> list[Evaluation]:
+        """Confirmation rows in flight, and in the study."""
         for e in rows:
             self.running_evals[e.id] = e
         if rows:
@@ -629,11 +633,7 @@ class Evolution:
             if n < max_seeds:
                 rows += [e for e in self._new_evaluations(group, "full", n + 1, "confirm", -1)
                          if (e.candidate, e.seed) not in tried]
-        for e in rows:
-            self.running_evals[e.id] = e
-        if rows:
-            self.study.put_evaluations(rows)
-        return rows
+        return self._start_confirmation(rows)
 
     def _complete_evaluation(self, result: dict) -> Evaluation:
         e = self.running_evals.pop(-result["id"])
