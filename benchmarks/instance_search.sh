@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Issue 13.4: instance segmentation, all five branches searched from scratch (no handcrafted
+# loss in the population), 150 proxy-training equivalents with a 250-step proxy
+# (benchmarks/configs/instance-search.toml); then the top 3 confirmed with 2 full-schedule
+# trainings each on validation, and rank 1 re-trained (full schedule, 2 seeds, test split)
+# beside CE+L1+CE, CE+IoU+CE and CE+GIoU+CE. About 2 hours of the 2 cores for the search,
+# 1 hour for confirmation and re-training. Resumes (study file, shared runs file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 150 \
+  --config benchmarks/configs/instance-search.toml --confirm-top 3 --confirm-seeds 2 \
+  --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 \
+  --runs results/instance-segmentation-map.runs.jsonl --out results/instance-search/instance-segmentation-map
