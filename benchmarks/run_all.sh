@@ -40,6 +40,10 @@ done
 $PY benchmarks/search_and_compare.py --task segmentation --metric miou --budget 40 --config benchmarks/configs/common-seed.toml --seeds 3 --top 1 --baseline ce --workers 2 --out results/segmentation-miou-common-seed --runs results/segmentation.runs.jsonl
 # Detection with the RPN's losses fixed (the paper's Table 4 rows that search the R-CNN head)
 $PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 --config benchmarks/configs/detection-fixed-rpn.toml --seeds 2 --top 1 --baseline ce+l1 --workers 2 --out results/detection-map-fixed-rpn --runs results/detection-map.runs.jsonl
+# Issue 13.3: Table 4 rows, the detection proxy's calibration, the four-branch search from scratch
+PY=$PY bash benchmarks/detection_table4.sh
+PY=$PY bash benchmarks/calibrate_detection.sh
+PY=$PY bash benchmarks/detection_search.sh
 
 # Ablations (Tables 7 and 8 in miniature)
 $PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 2.5
