@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from autoloss_zero.compare import mix_parts
+
 BRANCHES = ("cls_rpn", "reg_rpn", "cls_rcnn", "reg_rcnn")
 # the branch losses of the task's whole-loss baselines ("ce+l1": CE for both classifiers,
 # L1 for both box branches)
@@ -24,9 +26,7 @@ def branch_losses(loss: str) -> tuple[dict, dict]:
         cls, reg = WHOLE[loss]
         return {"cls_rpn": cls, "reg_rpn": reg, "cls_rcnn": cls, "reg_rcnn": reg}, {}
     shown, formulas = {}, {}
-    for part in loss.split(";"):
-        branch, _, value = part.strip().partition("=")
-        branch, value = branch.strip(), value.strip()
+    for branch, value in mix_parts(loss) or ():
         if "(" in value:
             shown[branch], formulas[branch] = "searched", value
         else:

@@ -42,18 +42,25 @@ class LossSpec:
         return json.dumps([self.formula, self.baseline, self.fixed, self.operators])
 
 
+def mix_parts(spec: str) -> list[tuple[str, str]] | None:
+    """The ``(branch, loss)`` pairs of a per-branch mix written ``BRANCH=LOSS; ...``, in
+    order and unchecked; None if ``spec`` is not written that way."""
+    parts = [p.strip() for p in spec.split(";") if p.strip()]
+    if not parts or not all("=" in p and ":" not in p.partition("=")[0] for p in parts):
+        return None
+    return [tuple(x.strip() for x in p.partition("=")[::2]) for p in parts]
+
+
 def mix(task: Task, spec: str, operator_modules=()) -> LossSpec | None:
     """A per-branch mix ``BRANCH=LOSS; BRANCH=LOSS; ...`` (every branch of a multi-branch
     task once, each LOSS a branch baseline id or a formula over that branch's leaves), e.g.
     ``cls_rpn=ce; reg_rpn=l1; cls_rcnn=ce; reg_rcnn=giou`` (the paper's Table 4 rows);
     None if ``spec`` is not written that way."""
-    parts = [p.strip() for p in spec.split(";") if p.strip()]
-    if len(task.branches) < 2 or not parts or not all(
-            "=" in p and ":" not in p.partition("=")[0] for p in parts):
+    parts = mix_parts(spec)
+    if len(task.branches) < 2 or parts is None:
         return None
     fixed, formulas = {}, []
-    for part in parts:
-        branch, _, loss = (x.strip() for x in part.partition("="))
+    for branch, loss in parts:
         if branch not in task.branch_names:
             raise TaskError(f"task {task.name} has no branch {clip(branch, 40)} "
                             f"(branches: {', '.join(task.branch_names)})")
