@@ -130,7 +130,7 @@ def test_local_engine_survives_a_killed_worker(tmp_path, examples_on_path):
 
 
 def test_timeouts_are_recorded(tmp_path, tests_on_path):
-    from autoloss_zero.search.evolution import SearchError
+    from autoloss_zero.errors import SearchError
 
     cfg = tiny_config()
     cfg.evaluation.timeout = 1.0

@@ -138,7 +138,8 @@ def test_user_task_by_import_path(tmp_path, examples_on_path):
 
 def test_failing_task_is_recorded_and_the_search_stops_with_the_reason(tmp_path,
                                                                       tests_on_path):
-    from autoloss_zero.search.evolution import SAME_FAILURES, SearchError
+    from autoloss_zero.errors import SearchError
+    from autoloss_zero.search.evolution import SAME_FAILURES
 
     cfg = tiny_config()
     with pytest.raises(SearchError, match=f"first {SAME_FAILURES} proxy trainings all failed: "
@@ -226,7 +227,7 @@ def test_operator_subsets_and_user_operators(tmp_path, tests_on_path):
 
 
 def test_screening_errors_are_recorded_and_stop_clearly(tmp_path, tests_on_path):
-    from autoloss_zero.search.evolution import SearchError
+    from autoloss_zero.errors import SearchError
 
     cfg = tiny_config()
     cfg.screening.max_tries = 2000  # the same error 20 times stops it far earlier (most

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 import autoloss_zero as az
-from autoloss_zero.search.evolution import Evolution, SearchError
+from autoloss_zero.errors import SearchError
+from autoloss_zero.search.evolution import Evolution
 from autoloss_zero.search.seeds import derive_seed, stream
 from autoloss_zero.search.study import Candidate, Study, StudyReader
 from conftest import tiny_config, train_in_process

@@ -20,7 +20,7 @@ _HOMES = {
              "make_operator", "mutate", "offspring", "parse", "random_expr",
              "register_operator"),
     "search.config": ("SearchConfig",),
-    "search.evolution": ("confirm", "search"),
+    "search.driver": ("confirm", "search"),
     "search.study": ("StudyReader",),
     "tasks": ("Task", "get_task"),
 }

@@ -211,7 +211,7 @@ def search(
     --budget is compute in proxy-training equivalents: each proxy training counts 1, a
     promotion to a fidelity rung its steps x batch size over the proxy's."""
     from .progress import SearchProgress
-    from .search.evolution import search as run_search
+    from .search.driver import search as run_search
 
     with SearchProgress(enabled=not quiet) as progress:
         reader = run_search(task, metric, budget, study, config, overrides=_overrides(seed, fix),
@@ -305,7 +305,7 @@ def confirm(
 
     From then on the study is ranked by these scores (show, export, load_loss and
     compare study:PATH#K use that ranking). Resumable; trainings already made count."""
-    from .search.evolution import confirm as run_confirm
+    from .search.driver import confirm as run_confirm
 
     def progress(done, total):
         if not as_json:
