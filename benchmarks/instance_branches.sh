@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Issue 13.4, where the searched instance-segmentation loss loses (results/instance-search/):
+# its mask branch with the handcrafted CE+GIoU box branches, and its four box branches with
+# the handcrafted CE mask branch, re-trained (full schedule, 2 seeds, test split) beside the
+# runs of the search's own comparison (shared runs file). About 15 min of the 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MASK='Mul(Sqrt(Exp(y)), Inv(Mul(yhat, yhat)))'
+BOX='cls_rpn=Mul(Inv(Add(1, y)), MaxPool3x3(Add(1, yhat))); reg_rpn=Add(Exp(Mul(1, u)), Inv(Mul(u, i))); cls_rcnn=Exp(Add(MinPool3x3(y), Inv(yhat))); reg_rcnn=Abs(Mul(Mean_c(e), Inv(i)))'
+$PY -m autoloss_zero compare --task instance-segmentation --seeds 2 --workers 2 \
+  --config benchmarks/configs/instance-search.toml \
+  --results results/instance-segmentation-map.runs.jsonl \
+  --loss ce+giou --loss "cls_rpn=ce; reg_rpn=giou; cls_rcnn=ce; reg_rcnn=giou; mask=$MASK" \
+  --loss "$BOX; mask=ce" --json > results/instance-search/branches.json.tmp
+mv results/instance-search/branches.json.tmp results/instance-search/branches.json
