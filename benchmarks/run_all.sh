@@ -44,6 +44,9 @@ $PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 -
 PY=$PY bash benchmarks/detection_table4.sh
 PY=$PY bash benchmarks/calibrate_detection.sh
 PY=$PY bash benchmarks/detection_search.sh
+# Issue 13.4: instance segmentation, five branches from scratch, then its branches swapped
+PY=$PY bash benchmarks/instance_search.sh
+PY=$PY bash benchmarks/instance_branches.sh
 
 # Ablations (Tables 7 and 8 in miniature)
 $PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 2.5
