@@ -44,9 +44,13 @@ $PY benchmarks/search_and_compare.py --task detection --metric map --budget 60 -
 PY=$PY bash benchmarks/detection_table4.sh
 PY=$PY bash benchmarks/calibrate_detection.sh
 PY=$PY bash benchmarks/detection_search.sh
+SEED=1 PY=$PY bash benchmarks/detection_search.sh
 # Issue 13.4: instance segmentation, five branches from scratch, then its branches swapped
 PY=$PY bash benchmarks/instance_search.sh
 PY=$PY bash benchmarks/instance_branches.sh
+PY=$PY bash benchmarks/calibrate_instance.sh
+# How often the K = 20 random initial members of the multi-branch searches train at all
+$PY benchmarks/initial_signal.py results/detection-search/*.db results/instance-search/*.db --out results/initial-signal
 
 # Ablations (Tables 7 and 8 in miniature)
 $PY benchmarks/ablation_table8.py --task segmentation --metric miou --minutes 2.5
