@@ -45,6 +45,7 @@ PY=$PY bash benchmarks/detection_table4.sh
 PY=$PY bash benchmarks/calibrate_detection.sh
 PY=$PY bash benchmarks/detection_search.sh
 SEED=1 PY=$PY bash benchmarks/detection_search.sh
+SEED=2 VARIANT=init40 PY=$PY bash benchmarks/detection_search.sh
 # Issue 13.4: instance segmentation, five branches from scratch, then its branches swapped
 PY=$PY bash benchmarks/instance_search.sh
 PY=$PY bash benchmarks/instance_branches.sh
