@@ -5,10 +5,22 @@
 # trainings each on validation, and rank 1 re-trained (full schedule, 2 seeds, test split)
 # beside CE+L1+CE, CE+IoU+CE and CE+GIoU+CE. About 2 hours of the 2 cores for the search,
 # 1 hour for confirmation and re-training. Resumes (study file, shared runs file).
+# A labelled variant with the proxy calibrated on mask mAP (500 x 16) and 40 random initial
+# members (benchmarks/configs/instance-search-p500-init40.toml): `SEED=1
+# VARIANT=p500-init40 bash benchmarks/instance_search.sh` (files ...-s1-p500-init40; about
+# 3.5 hours of the 2 cores for the search).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+SEED=${SEED:-0}
+OUT=results/instance-search/instance-segmentation-map
+CONFIG=benchmarks/configs/instance-search.toml
+[ "$SEED" = 0 ] || OUT=$OUT-s$SEED
+if [ -n "${VARIANT:-}" ]; then
+  CONFIG=benchmarks/configs/instance-search-$VARIANT.toml
+  OUT=$OUT-$VARIANT
+fi
 $PY benchmarks/search_and_compare.py --task instance-segmentation --metric map --budget 150 \
-  --config benchmarks/configs/instance-search.toml --confirm-top 3 --confirm-seeds 2 \
+  --config "$CONFIG" --confirm-top 3 --confirm-seeds 2 \
   --seeds 2 --top 1 --baseline ce+l1 --baseline ce+iou --baseline ce+giou --workers 2 \
-  --runs results/instance-segmentation-map.runs.jsonl --out results/instance-search/instance-segmentation-map
+  --seed "$SEED" --runs results/instance-segmentation-map.runs.jsonl --out "$OUT"
