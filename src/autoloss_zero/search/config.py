@@ -67,6 +67,17 @@ class ScreeningConfig:
     ``per_branch``). Measured on detection: CE 0.75 / 0.97 (cls_rpn / cls_rcnn), GIoU 0.15 /
     0.80 (reg_rpn / reg_rcnn), IoU 0.25 / 0.76; branches of the accepted random losses
     0.01 or less."""
+    branch_min_gap: float = 0.2
+    """The smallest gap to the perfect outputs a branch is tested across (metric units).
+    Where the network's outputs leave a smaller one (detection's R-CNN boxes: a random
+    network's deltas are ~0 and the frozen RoIs hold the ground-truth boxes, so its box AP
+    starts at or near perfect), the branch's own outputs start from them plus Gaussian
+    noise of std 0.5, 1, 2, 4 (the first that opens the gap; a generator of the screening
+    seed). With no such start (the old rule, and 0 here), a gap below 1e-6 gave no
+    verdict and every branch passed: a search whose screening samples had that (detection
+    seed 1: the R-CNN box gap was 0 for all five images) accepted any box loss, degenerate
+    ones included (``-i``, ``e`` alone), and trained nothing. Off (0) in studies made
+    before it."""
 
     fit_steps: int | None = None
     """Beyond the paper, the fit test: a candidate that passed g is used to train a
@@ -103,6 +114,9 @@ class ScreeningConfig:
         if not -1e6 <= self.branch_eta <= 1e6:
             raise ConfigError("screening.branch_eta must be a finite number, "
                               f"got {self.branch_eta!r}")
+        if not 0 <= self.branch_min_gap <= 1:  # nan fails too
+            raise ConfigError("screening.branch_min_gap must be in [0, 1], "
+                              f"got {self.branch_min_gap!r}")
 
 
 @dataclass
@@ -207,6 +221,8 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("confirm", "max_seeds"): 0,  # 2026-12-02; no racing before
     ("screening", "per_branch"): False,  # 2026-12-01; screening was whole-loss before
     ("screening", "fit_steps"): 0,  # 2026-12-01 (later); no fit test before
+    ("screening", "branch_min_gap"): 0.0,  # 2026-12-04; branches tested from the network's
+                                           # outputs only
 }
 """Config fields added after studies were made, with the value those studies ran with."""
 

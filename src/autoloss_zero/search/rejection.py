@@ -55,6 +55,10 @@ test is relative, as Adam is: a loss scaled by 1e-8 keeps its (tiny, real) gradi
 
 _UNSET = object()
 
+BRANCH_NOISE = (0.5, 1.0, 2.0, 4.0)
+"""Stds of the noise added to a branch's own outputs where the network's leave too small a
+gap to the perfect metric (``screening.branch_min_gap``)."""
+
 FIT_FAILED = "fit test: "
 """How the reason of a rejection by the fit test begins (the search counts those apart)."""
 
@@ -328,8 +332,9 @@ class Screener:
 
     def screen_branch(self, loss: Loss, name: str) -> ScreenResult:
         """Screen branch ``name`` of ``loss`` alone: the raw outputs it trains start where
-        the network's do, every other output is perfect (:meth:`Task.perfect_raw`); the
-        branch is minimized alone (the protocol's Adam) and must close at least
+        the network's do (moved by noise where that leaves less than ``branch_min_gap``,
+        :meth:`_branch_start`), every other output is perfect (:meth:`Task.perfect_raw`);
+        the branch is minimized alone (the protocol's Adam) and must close at least
         ``branch_eta`` of the metric's gap to the perfect outputs (``g`` is that fraction)."""
         return _timed(self._screen_branch, Loss([(name, loss[name])]))
 
@@ -351,27 +356,53 @@ class Screener:
             return ScreenResult(Verdict.REJECTED, f"zero gradient in branch {name}",
                                 shortcut=True)
         owned = [bool(g.abs().max() > 0) for g in grads]
-        perfect = tensors_of(self._perfect())
-        start = [r if own else p for r, p, own in zip(tensors_of(self.raw0), perfect, owned)]
-        it = iter(start)
-        raw = tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
-        with torch.no_grad():
-            before = self.task.sample_metric(raw, self.target, self.metric).float()
-        gap = float((self._perfect_top - before).mean())
-        bad = self._minimize(compiled, raw, [x for x, own in zip(tensors_of(raw), owned) if own])
-        if bad is not None:
-            return ScreenResult(Verdict.REJECTED,
-                                f"NaN/Inf during optimization of branch {name} (step {bad})")
-        with torch.no_grad():
-            after = self.task.sample_metric(raw, self.target, self.metric).float()
-        gain = float((after - before).mean())
-        if gap <= 1e-6:  # the branch's outputs are as good as perfect already: no verdict
+        closed = []
+        for raw, before, gap in self._branch_starts(name, owned):
+            bad = self._minimize(compiled, raw,
+                                 [x for x, own in zip(tensors_of(raw), owned) if own])
+            if bad is not None:
+                return ScreenResult(Verdict.REJECTED,
+                                    f"NaN/Inf during optimization of branch {name} (step {bad})")
+            if gap <= 1e-6:  # the outputs are as good as perfect already: no verdict here
+                continue
+            with torch.no_grad():
+                after = self.task.sample_metric(raw, self.target, self.metric).float()
+            closed.append(float((after - before).mean()) / gap)
+        if not closed:
             return ScreenResult(Verdict.ACCEPTED, "", g=None)
-        closed = gain / gap
-        if not closed >= self.config.branch_eta:  # NaN fails too
-            return ScreenResult(Verdict.REJECTED, f"branch {name} closes {closed:.3f} of the "
-                                f"gap to perfect outputs < branch_eta", g=closed)
-        return ScreenResult(Verdict.ACCEPTED, "", g=closed)
+        g = min(closed)
+        if not g >= self.config.branch_eta:  # NaN fails too
+            return ScreenResult(Verdict.REJECTED, f"branch {name} closes {g:.3f} of the "
+                                f"gap to perfect outputs < branch_eta", g=g)
+        return ScreenResult(Verdict.ACCEPTED, "", g=g)
+
+    def _branch_starts(self, name: str, owned: list[bool]) -> list:
+        """Where a branch's test starts, each as (raw outputs to optimize, their metric, gap
+        to the perfect metric): its own outputs (``owned``) at the network's, every other
+        output perfect; and, if that leaves less than ``branch_min_gap``, also its own
+        outputs plus Gaussian noise (the first std of :data:`BRANCH_NOISE` that opens the
+        gap, else the largest). The branch must close ``branch_eta`` from each."""
+        perfect = tensors_of(self._perfect())
+        network = tensors_of(self.raw0)
+
+        def start(std: float, noise=None):
+            it = iter([(r + std * z if std else r) if own else q
+                       for r, q, z, own in zip(network, perfect, noise or network, owned)])
+            raw = tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
+            with torch.no_grad():
+                before = self.task.sample_metric(raw, self.target, self.metric).float()
+            return raw, before, float((self._perfect_top - before).mean())
+
+        first = start(0.0)
+        if not first[2] < self.config.branch_min_gap:
+            return [first]
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, f"branch start {name}"))
+        noise = [torch.randn(t.shape, generator=gen).to(t) for t in network]
+        for std in BRANCH_NOISE:
+            moved = start(std, noise)
+            if not moved[2] < self.config.branch_min_gap:
+                break
+        return [first, moved]
 
     def _end_norms(self, compiled: CompiledLoss, raw) -> list[list[float]] | None:
         """Per-branch gradient norms at the end of the optimization (None if not finite)."""
