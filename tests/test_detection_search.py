@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import autoloss_zero as az
+from autoloss_zero.errors import ConfigError
 from autoloss_zero.search.study import STARTED
 from autoloss_zero.tasks.base import tree_map
 from conftest import cli, load_module, np_loss, one_line_error, tiny_config
@@ -201,6 +202,33 @@ def test_each_branch_is_screened_alone_with_the_others_perfect():
     assert not _screener(az.get_task("classification"), "accuracy").per_branch
 
 
+def test_a_branch_whose_network_outputs_are_already_perfect_is_still_tested():
+    """Detection seed 1's screening samples gave the R-CNN box branch a gap of 0 (the
+    network's deltas ~0, the frozen RoIs holding the ground-truth boxes): every box loss
+    passed untested. Made here by giving the network's R-CNN deltas their perfect values:
+    a branch is then tested from a start moved by noise, where degenerate box losses
+    (growing the intersection without bound, shrinking the enclosing box) fail and the
+    IoU losses pass; with branch_min_gap = 0 (studies made before it) there is no verdict."""
+    task = az.get_task("detection", **TINY)
+    scr, old = _screener(task), _screener(task, branch_min_gap=0.0)
+    gen = torch.Generator().manual_seed(0)
+    for s in (scr, old):  # perfect up to 1e-4 (as a random network's ~0 deltas on GT RoIs)
+        d = s._perfect()["rcnn_deltas"]
+        s.raw0 = {**s.raw0, "rcnn_deltas": d + 1e-4 * torch.randn(d.shape, generator=gen)}
+    head = f"cls_rpn: {CE}; reg_rpn: {GIOU}; cls_rcnn: {CE}; reg_rcnn: "
+    for box in (GIOU, "Add(1, Neg(Mul(i, Inv(u))))", "Mul(e, Inv(i))"):
+        res = scr.screen_branch(task.as_task_loss(head + box), "reg_rcnn")
+        assert res.accepted and res.g > 0.3, (box, res)
+    for box in ("Neg(i)", "Inv(i)", "Square(Tanh(e))", "Square(u)"):
+        loss = task.as_task_loss(head + box)
+        res = scr.screen_branch(loss, "reg_rcnn")
+        assert not res.accepted and "of the gap to perfect outputs" in res.reason, (box, res)
+        untested = old.screen_branch(loss, "reg_rcnn")
+        assert untested.accepted and untested.g is None
+    with pytest.raises(ConfigError, match="branch_min_gap"):
+        _screener(task, branch_min_gap=-0.1)
+
+
 def test_search_from_scratch_keeps_only_losses_whose_every_branch_works(tmp_path):
     """Every candidate a detection search trains passed the per-branch test (recomputed
     here on the search's own samples); rejected draws name the failing branch."""
@@ -224,8 +252,11 @@ def test_studies_made_before_the_per_branch_test_resume_without_it():
     from autoloss_zero.search.config import SearchConfig
     stored = SearchConfig().to_dict()
     del stored["screening"]["per_branch"]
+    del stored["screening"]["branch_min_gap"]  # nor the noisy start (2026-12-04)
     assert SearchConfig.from_stored(stored).screening.per_branch is False
+    assert SearchConfig.from_stored(stored).screening.branch_min_gap == 0.0
     assert SearchConfig.from_dict(stored).screening.per_branch is True  # a new config
+    assert SearchConfig.from_dict(stored).screening.branch_min_gap == 0.2
     with pytest.raises(ValueError, match="branch_eta: expected a finite number"):
         SearchConfig.from_dict({"screening": {"branch_eta": float("nan")}})
 
