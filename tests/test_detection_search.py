@@ -229,6 +229,27 @@ def test_a_branch_whose_network_outputs_are_already_perfect_is_still_tested():
         _screener(task, branch_min_gap=-0.1)
 
 
+def test_a_branch_must_hold_the_perfect_outputs():
+    """From boxes smaller than their objects, growing the intersection without bound
+    (``Neg(i)``, ``Inv(i)``) closes the whole gap in the protocol's steps; minimized from
+    perfect boxes it moves them away (branch_hold rejects it), while GIoU keeps them."""
+    task = az.get_task("detection", **TINY)
+    head = f"cls_rpn: {CE}; reg_rpn: {GIOU}; cls_rcnn: {CE}; reg_rcnn: "
+    verdicts = {}
+    for hold in (0.0, 0.1):
+        scr = _screener(task, branch_min_gap=0.0, branch_hold=hold)
+        deltas = scr._perfect()["rcnn_deltas"].clone()
+        deltas[..., 2:] -= 2  # every box smaller than its object, same centre
+        scr.raw0 = {**scr.raw0, "rcnn_deltas": deltas}
+        for box in (GIOU, "Neg(i)", "Inv(i)"):
+            verdicts[hold, box] = scr.screen_branch(task.as_task_loss(head + box), "reg_rcnn")
+    assert all(v.accepted and v.g > 0.5 for (hold, _), v in verdicts.items() if hold == 0.0)
+    assert verdicts[0.1, GIOU].accepted
+    for box in ("Neg(i)", "Inv(i)"):
+        assert not verdicts[0.1, box].accepted
+        assert "minimized from perfect outputs loses" in verdicts[0.1, box].reason
+
+
 def test_search_from_scratch_keeps_only_losses_whose_every_branch_works(tmp_path):
     """Every candidate a detection search trains passed the per-branch test (recomputed
     here on the search's own samples); rejected draws name the failing branch."""
@@ -253,10 +274,11 @@ def test_studies_made_before_the_per_branch_test_resume_without_it():
     stored = SearchConfig().to_dict()
     del stored["screening"]["per_branch"]
     del stored["screening"]["branch_min_gap"]  # nor the noisy start (2026-12-04)
-    assert SearchConfig.from_stored(stored).screening.per_branch is False
-    assert SearchConfig.from_stored(stored).screening.branch_min_gap == 0.0
-    assert SearchConfig.from_dict(stored).screening.per_branch is True  # a new config
-    assert SearchConfig.from_dict(stored).screening.branch_min_gap == 0.2
+    del stored["screening"]["branch_hold"]  # nor the test from perfect outputs
+    old = SearchConfig.from_stored(stored).screening
+    assert old.per_branch is False and old.branch_min_gap == 0.0 and old.branch_hold == 0.0
+    new = SearchConfig.from_dict(stored).screening  # a new config
+    assert new.per_branch is True and new.branch_min_gap == 0.2 and new.branch_hold == 0.1
     with pytest.raises(ValueError, match="branch_eta: expected a finite number"):
         SearchConfig.from_dict({"screening": {"branch_eta": float("nan")}})
 

@@ -358,15 +358,12 @@ class Screener:
         owned = [bool(g.abs().max() > 0) for g in grads]
         closed = []
         for raw, before, gap in self._branch_starts(name, owned):
-            bad = self._minimize(compiled, raw,
-                                 [x for x, own in zip(tensors_of(raw), owned) if own])
-            if bad is not None:
-                return ScreenResult(Verdict.REJECTED,
-                                    f"NaN/Inf during optimization of branch {name} (step {bad})")
+            after = self._branch_minimized(compiled, raw, owned)
+            if isinstance(after, int):
+                return ScreenResult(Verdict.REJECTED, "NaN/Inf during optimization of "
+                                    f"branch {name} (step {after})")
             if gap <= 1e-6:  # the outputs are as good as perfect already: no verdict here
                 continue
-            with torch.no_grad():
-                after = self.task.sample_metric(raw, self.target, self.metric).float()
             closed.append(float((after - before).mean()) / gap)
         if not closed:
             return ScreenResult(Verdict.ACCEPTED, "", g=None)
@@ -374,7 +371,27 @@ class Screener:
         if not g >= self.config.branch_eta:  # NaN fails too
             return ScreenResult(Verdict.REJECTED, f"branch {name} closes {g:.3f} of the "
                                 f"gap to perfect outputs < branch_eta", g=g)
+        if self.config.branch_hold:
+            raw = tree_map(lambda t: t.clone().requires_grad_(True), self._perfect())
+            after = self._branch_minimized(compiled, raw, owned)
+            if isinstance(after, int):
+                return ScreenResult(Verdict.REJECTED, "NaN/Inf during optimization of "
+                                    f"branch {name} from perfect outputs (step {after})", g=g)
+            lost = float((self._perfect_top - after).mean())
+            if not lost <= self.config.branch_hold:
+                return ScreenResult(Verdict.REJECTED, f"branch {name} minimized from perfect "
+                                    f"outputs loses {lost:.3f} of the metric > branch_hold",
+                                    g=g)
         return ScreenResult(Verdict.ACCEPTED, "", g=g)
+
+    def _branch_minimized(self, compiled: CompiledLoss, raw, owned: list[bool]):
+        """The metric after the protocol's Adam on the branch's own outputs (in place), or
+        the step at which the loss or its gradient was not finite."""
+        bad = self._minimize(compiled, raw, [x for x, own in zip(tensors_of(raw), owned) if own])
+        if bad is not None:
+            return bad
+        with torch.no_grad():
+            return self.task.sample_metric(raw, self.target, self.metric).float()
 
     def _branch_starts(self, name: str, owned: list[bool]) -> list:
         """Where a branch's test starts, each as (raw outputs to optimize, their metric, gap
