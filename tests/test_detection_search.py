@@ -230,20 +230,21 @@ def test_a_branch_whose_network_outputs_are_already_perfect_is_still_tested():
 
 
 def test_a_branch_must_hold_the_perfect_outputs():
-    """From boxes smaller than their objects, growing the intersection without bound
-    (``Neg(i)``, ``Inv(i)``) closes the whole gap in the protocol's steps; minimized from
-    perfect boxes it moves them away (branch_hold rejects it), while GIoU keeps them."""
+    """From boxes smaller than their objects (and from a start moved by noise, asked for
+    here by a high branch_min_gap), growing the intersection without bound (``Neg(i)``,
+    ``Inv(i)``) closes part of the gap in the protocol's steps; minimized from perfect
+    boxes it moves them away, so branch_hold rejects it, while GIoU keeps them."""
     task = az.get_task("detection", **TINY)
     head = f"cls_rpn: {CE}; reg_rpn: {GIOU}; cls_rcnn: {CE}; reg_rcnn: "
     verdicts = {}
     for hold in (0.0, 0.1):
-        scr = _screener(task, branch_min_gap=0.0, branch_hold=hold)
+        scr = _screener(task, branch_min_gap=0.8, branch_hold=hold)
         deltas = scr._perfect()["rcnn_deltas"].clone()
         deltas[..., 2:] -= 2  # every box smaller than its object, same centre
         scr.raw0 = {**scr.raw0, "rcnn_deltas": deltas}
         for box in (GIOU, "Neg(i)", "Inv(i)"):
             verdicts[hold, box] = scr.screen_branch(task.as_task_loss(head + box), "reg_rcnn")
-    assert all(v.accepted and v.g > 0.5 for (hold, _), v in verdicts.items() if hold == 0.0)
+    assert all(v.accepted and v.g > 0.1 for (hold, _), v in verdicts.items() if hold == 0.0)
     assert verdicts[0.1, GIOU].accepted
     for box in ("Neg(i)", "Inv(i)"):
         assert not verdicts[0.1, box].accepted
@@ -278,7 +279,7 @@ def test_studies_made_before_the_per_branch_test_resume_without_it():
     old = SearchConfig.from_stored(stored).screening
     assert old.per_branch is False and old.branch_min_gap == 0.0 and old.branch_hold == 0.0
     new = SearchConfig.from_dict(stored).screening  # a new config
-    assert new.per_branch is True and new.branch_min_gap == 0.2 and new.branch_hold == 0.1
+    assert new.per_branch is True and new.branch_min_gap == 0.1 and new.branch_hold == 0.1
     with pytest.raises(ValueError, match="branch_eta: expected a finite number"):
         SearchConfig.from_dict({"screening": {"branch_eta": float("nan")}})
 

@@ -356,8 +356,9 @@ class Screener:
             return ScreenResult(Verdict.REJECTED, f"zero gradient in branch {name}",
                                 shortcut=True)
         owned = [bool(g.abs().max() > 0) for g in grads]
+        starts = self._branch_starts(name, owned)
         closed = []
-        for raw, before, gap in self._branch_starts(name, owned):
+        for raw, before, gap in starts:
             after = self._branch_minimized(compiled, raw, owned)
             if isinstance(after, int):
                 return ScreenResult(Verdict.REJECTED, "NaN/Inf during optimization of "
@@ -371,18 +372,22 @@ class Screener:
         if not g >= self.config.branch_eta:  # NaN fails too
             return ScreenResult(Verdict.REJECTED, f"branch {name} closes {g:.3f} of the "
                                 f"gap to perfect outputs < branch_eta", g=g)
-        if self.config.branch_hold:
-            raw = tree_map(lambda t: t.clone().requires_grad_(True), self._perfect())
-            after = self._branch_minimized(compiled, raw, owned)
-            if isinstance(after, int):
-                return ScreenResult(Verdict.REJECTED, "NaN/Inf during optimization of "
-                                    f"branch {name} from perfect outputs (step {after})", g=g)
-            lost = float((self._perfect_top - after).mean())
-            if not lost <= self.config.branch_hold:
+        if len(starts) > 1 and self.config.branch_hold:  # a start moved by noise
+            lost = self._branch_loss_from_perfect(compiled, owned)
+            if lost is not None and not lost <= self.config.branch_hold:
                 return ScreenResult(Verdict.REJECTED, f"branch {name} minimized from perfect "
                                     f"outputs loses {lost:.3f} of the metric > branch_hold",
                                     g=g)
         return ScreenResult(Verdict.ACCEPTED, "", g=g)
+
+    def _branch_loss_from_perfect(self, compiled: CompiledLoss, owned: list[bool]):
+        """How much of the metric the branch loses when minimized from the perfect outputs
+        (None where the loss is not finite there: saturated logits, not a verdict)."""
+        raw = tree_map(lambda t: t.clone().requires_grad_(True), self._perfect())
+        after = self._branch_minimized(compiled, raw, owned)
+        if isinstance(after, int):
+            return None
+        return float((self._perfect_top - after).mean())
 
     def _branch_minimized(self, compiled: CompiledLoss, raw, owned: list[bool]):
         """The metric after the protocol's Adam on the branch's own outputs (in place), or
@@ -398,7 +403,8 @@ class Screener:
         to the perfect metric): its own outputs (``owned``) at the network's, every other
         output perfect; and, if that leaves less than ``branch_min_gap``, also its own
         outputs plus Gaussian noise (the first std of :data:`BRANCH_NOISE` that opens the
-        gap, else the largest). The branch must close ``branch_eta`` from each."""
+        gap, else the largest). The branch must close ``branch_eta`` from each, and where a
+        start was moved, hold the perfect outputs (``branch_hold``)."""
         perfect = tensors_of(self._perfect())
         network = tensors_of(self.raw0)
 
