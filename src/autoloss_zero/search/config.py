@@ -83,11 +83,11 @@ class ScreeningConfig:
     the perfect outputs: minimized from them (every output perfect), it may lose at most
     this much of the metric (metric units; 0: no such test; a loss not finite there gives
     no verdict). Degenerate box losses (``-i``: grow the box without bound; ``e`` alone:
-    shrink it into the object) can close the gap from a noisy start for a few steps
-    (instance segmentation, seed 1: ``-i`` closed 0.17 of it) but lose 0.17-0.25 AP from
-    perfect R-CNN boxes, where IoU, GIoU and e/i lose nothing (detection seeds 0-3, instance
-    seed 1; benchmarks/README.md, "Per-branch screening's blind spot"). Off in studies made
-    before it."""
+    shrink it into the object) can close the gap from a noisy start for a few steps (with
+    one noise draw and instance seed 1's samples, ``-i`` closed 0.17 of it) but lose
+    0.17-0.25 AP from perfect R-CNN boxes, where IoU, GIoU and e/i lose nothing (detection
+    seeds 0-3, instance seed 1; benchmarks/README.md, "Per-branch screening's blind spot").
+    Off in studies made before it."""
 
     fit_steps: int | None = None
     """Beyond the paper, the fit test: a candidate that passed g is used to train a
