@@ -333,7 +333,7 @@ class Screener:
     def screen_branch(self, loss: Loss, name: str) -> ScreenResult:
         """Screen branch ``name`` of ``loss`` alone: the raw outputs it trains start where
         the network's do (moved by noise where that leaves less than ``branch_min_gap``,
-        :meth:`_branch_start`), every other output is perfect (:meth:`Task.perfect_raw`);
+        :meth:`_branch_starts`), every other output is perfect (:meth:`Task.perfect_raw`);
         the branch is minimized alone (the protocol's Adam) and must close at least
         ``branch_eta`` of the metric's gap to the perfect outputs (``g`` is that fraction)."""
         return _timed(self._screen_branch, Loss([(name, loss[name])]))
