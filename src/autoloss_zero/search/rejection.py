@@ -119,6 +119,7 @@ class Screener:
         self._fit_before = _UNSET  # the untrained fit network's metric, made on first use
         self._perfect_raw = _UNSET  # made on first use (:meth:`_perfect`)
         self._perfect_top: torch.Tensor | None = None
+        self._starts: dict = {}  # per branch: its test's starting outputs (_branch_starts)
 
     @classmethod
     def from_config(cls, task: Task, metric: str, config: SearchConfig,
@@ -404,17 +405,34 @@ class Screener:
         output perfect; and, if that leaves less than ``branch_min_gap``, also its own
         outputs plus Gaussian noise (the first std of :data:`BRANCH_NOISE` that opens the
         gap, else the largest). The branch must close ``branch_eta`` from each, and where a
-        start was moved, hold the perfect outputs (``branch_hold``)."""
+        start was moved, hold the perfect outputs (``branch_hold``). The starts depend on
+        the branch only, not on its loss: made once per branch, fresh copies returned."""
+        key = (name, tuple(owned))
+        if key not in self._starts:
+            self._starts[key] = self._make_branch_starts(name, owned)
+        return [(self._as_raw(tensors, grad=True), before, gap)
+                for tensors, before, gap in self._starts[key]]
+
+    def _as_raw(self, tensors: list, grad: bool = False):
+        """``tensors`` (in :func:`tensors_of` order) in the structure of the raw outputs;
+        with ``grad``, fresh copies that require grad."""
+        it = iter(tensors)
+        if grad:
+            return tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
+        return tree_map(lambda _: next(it), self.raw0)
+
+    def _make_branch_starts(self, name: str, owned: list[bool]) -> list:
+        """:meth:`_branch_starts`' starts as (output tensors, metric, gap)."""
         perfect = tensors_of(self._perfect())
         network = tensors_of(self.raw0)
 
         def start(std: float, noise=None):
-            it = iter([(r + std * z if std else r) if own else q
-                       for r, q, z, own in zip(network, perfect, noise or network, owned)])
-            raw = tree_map(lambda _: next(it).clone().requires_grad_(True), self.raw0)
+            tensors = [(r + std * z if std else r) if own else q
+                       for r, q, z, own in zip(network, perfect, noise or network, owned)]
             with torch.no_grad():
-                before = self.task.sample_metric(raw, self.target, self.metric).float()
-            return raw, before, float((self._perfect_top - before).mean())
+                before = self.task.sample_metric(self._as_raw(tensors), self.target,
+                                                 self.metric).float()
+            return tensors, before, float((self._perfect_top - before).mean())
 
         first = start(0.0)
         if not first[2] < self.config.branch_min_gap:
