@@ -31,36 +31,28 @@ from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
+from autoloss_zero.expr.mutate import has_region_term as region_term
 from autoloss_zero.expr.ops import all_operators
-from autoloss_zero.expr.tree import _walk
 from autoloss_zero.progress import SearchProgress
 from autoloss_zero.search.config import SearchConfig
 from autoloss_zero.search.study import StudyReader
 
-AGGREGATE = ("Mean_nhw", "Ratio_nhw")
-"""Region-level aggregates: the paper's, and the ratio operator of ``region_ops.py``."""
-
 
 def has_region_term(formula: str, task) -> bool:
-    """Whether some branch holds a region aggregate over both a prediction and a target leaf
-    (the formula may use any registered operator: a variant's config registered it)."""
-    loss = task.as_task_loss(formula, operators=all_operators())
+    """Whether some branch holds a region-level term (``mutate.has_region_term``; the
+    formula may use any registered operator: a variant's config registered it)."""
+    ops = all_operators()
+    loss = task.as_task_loss(formula, operators=ops)
     spec = {b.name: b for b in task.branches}
-    for name, expr in loss.branches:
-        b = spec[name]
-        for node in _walk(expr.node):
-            if isinstance(node, str) or node[0] not in AGGREGATE:
-                continue
-            leaves = {n for n in _walk(node) if isinstance(n, str)}
-            if leaves & set(b.prediction_leaves) and leaves & set(b.target_leaves):
-                return True
-    return False
+    return any(region_term(expr.node, ops, spec[name].prediction_leaves,
+                           spec[name].target_leaves) for name, expr in loss.branches)
 
 
 def offspring_kind(label: str) -> str:
-    """init, copy, reinit, crossover, sum, graft (a mutation with a graft) or mutate."""
+    """init, copy, reinit, crossover, sum, region_sum, graft (a mutation with a graft) or
+    mutate."""
     label = label.split(" with #")[0].split(":")[-1]
-    if label in ("init", "copy", "reinit", "crossover", "sum"):
+    if label in ("init", "copy", "reinit", "crossover", "sum", "region_sum"):
         return label
     return "graft" if "graft" in label else "mutate"
 

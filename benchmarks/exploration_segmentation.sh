@@ -2,7 +2,9 @@
 # Issue 18: the paper's offspring operators vs recombination, grafts, both, and the paper's
 # operators with screening's fit test (added 2026-12-01, after stage 1 had begun), and
 # (issue 13.1, added 2026-12-02 after the five were done) the paper's operators plus the
-# region operator Ratio_nhw (benchmarks/region_ops.py), on
+# region operator Ratio_nhw (benchmarks/region_ops.py), and (issue 13.1, added 2026-12-04
+# after the six were done) region sums (mutation.region_sum) with the paper's operators and
+# with Ratio_nhw, on
 # segmentation/mIoU with the calibrated 1,000 x 8 proxy: 2 search seeds each, budgets
 # raised together in stages of 50 proxy-training equivalents up to 150, then each rank-1
 # re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again.
@@ -18,5 +20,7 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant both=benchmarks/configs/explore-both.toml \
   --variant fit=benchmarks/configs/explore-fit.toml \
   --variant ratio=benchmarks/configs/explore-ratio.toml \
+  --variant regionsum=benchmarks/configs/explore-regionsum.toml \
+  --variant ratio-regionsum=benchmarks/configs/explore-ratio-regionsum.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"

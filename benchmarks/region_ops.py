@@ -28,6 +28,6 @@ def ratio_nhw(a, b):
 
 
 register_operator(make_operator(
-    "Ratio_nhw", 2, ratio_nhw, elementwise=False,
+    "Ratio_nhw", 2, ratio_nhw, elementwise=False, region=True,
     latex=r"\frac{{\operatorname{{Mean}}_{{nhw}}\left({0}\right)}}"
           r"{{\operatorname{{Mean}}_{{nhw}}\left({1}\right) + \epsilon}}"))

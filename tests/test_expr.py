@@ -480,6 +480,39 @@ def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
 
 
 
+def test_region_sum_adds_a_region_level_member_to_the_parent():
+    from autoloss_zero.expr.mutate import draw_kind, has_region_term, make_child
+
+    pred, tgt = ("yhat",), ("y",)
+    region = ["Neg(Mul(Mean_nhw(Mul(y, yhat)), Inv(Mean_nhw(Add(y, yhat)))))",
+              "Mean_nhw(Mul(y, Log(yhat)))"]
+    not_region = ["Neg(Log(Mul(y, yhat)))", "Mul(Log(yhat), Mean_nhw(y))",
+                  "Mean_c(Mul(y, yhat))", "Add(Mean_nhw(yhat), Mean_nhw(y))", "y"]
+    for f in region:
+        assert has_region_term(az.parse(f).node, OPS, pred, tgt), f
+    for f in not_region:
+        assert not has_region_term(az.parse(f).node, OPS, pred, tgt), f
+    a, r = az.parse("Neg(Log(Mul(y, yhat)))"), az.parse(region[0])
+    rng = np.random.default_rng(0)
+    cfg = MutationConfig(region_sum=1.0)
+    child, label = make_child(a, rng, LEAVES, OPS, cfg, "region_sum", r)
+    assert (str(child), label) == (f"Add({a}, {r})", "region_sum")
+    assert {draw_kind(rng, cfg) for _ in range(20)} == {"region_sum"}
+    assert "region_sum" not in {draw_kind(rng, cfg, region=False) for _ in range(200)}
+    paper = MutationConfig()  # off by default: the paper's draws, the same stream
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    assert [draw_kind(r1, paper) for _ in range(50)] == \
+        [draw_kind(r2, MutationConfig(region_sum=0.0), region=False) for _ in range(50)]
+    big = az.parse("Add(" * 6 + "y" + ", yhat)" * 6)
+    assert make_child(big, rng, LEAVES, OPS, MutationConfig(max_size=15), "region_sum",
+                      big) == (big, "copy")
+    with pytest.raises(ValueError, match="second parent"):
+        make_child(a, rng, LEAVES, OPS, cfg, "region_sum")
+    for bad in (-0.1, 1.5, True, "x"):
+        with pytest.raises(ValueError, match="mutation.region_sum must be in"):
+            MutationConfig(region_sum=bad)
+
+
 def test_depth_and_size_limits_hold_for_every_method():
     """parse accepts trees up to MAX_DEPTH / MAX_SIZE, and every method works on them."""
     from autoloss_zero.expr.symbolic import to_python

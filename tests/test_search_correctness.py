@@ -224,3 +224,32 @@ def test_recombination_and_grafts_in_a_search(tmp_path, examples_on_path):
     rec = [m for m in labels if m.startswith(("crossover with #", "sum with #"))]
     assert rec and all(int(m.rsplit("#", 1)[1]) in ids for m in rec)
     assert any("graft" in m for m in labels)
+
+
+def test_region_sums_in_a_search(tmp_path):
+    """A region sum adds a region-level member (another group) to the tournament winner;
+    without region operators the search goes on with the paper's offspring."""
+    from autoloss_zero.expr.mutate import has_region_term
+
+    cfg = tiny_config(0)
+    cfg.population.initial = 6
+    cfg.mutation.region_sum = 0.5
+    with az.search("classification", "accuracy", 20, tmp_path / "x.db", cfg,
+                   workers=1) as r:
+        rows = {c.id: c for c in r.candidates()}
+    sums = [c for c in rows.values() if (c.mutation or "").startswith("region_sum with #")]
+    assert sums
+    ops = cfg.operator_set()
+    for c in sums:
+        other, parent = rows[int(c.mutation.rsplit("#", 1)[1])], rows[c.parent]
+        assert has_region_term(az.parse(other.formula).node, ops, ("yhat",), ("y",))
+        assert (other.duplicate_of or other.id) != (parent.duplicate_of or parent.id)
+        assert c.formula == f"Add({parent.formula}, {other.formula})"
+    cfg = tiny_config(0)
+    cfg.population.initial = 6
+    cfg.mutation.region_sum = 1.0
+    cfg.operators = [o for o in cfg.operators if o != "Mean_nhw"]
+    with az.search("classification", "accuracy", 10, tmp_path / "y.db", cfg,
+                   workers=1) as r:
+        labels = [c.mutation for c in r.candidates() if c.parent is not None]
+    assert labels and not any("region_sum" in m for m in labels)

@@ -43,7 +43,10 @@ def candidate_stream(task: Task, config: SearchConfig, seed: int):
         if len(pool) < config.population.initial:
             loss, _ = maker.random(rng)
         else:
-            loss, _ = maker.child(rng, pool[below(rng, len(pool))], maker.draw_kind(rng))
+            parent, kind = pool[below(rng, len(pool))], maker.draw_kind(rng)
+            other = pool[below(rng, len(pool))] if kind in ("recombine", "region_sum") \
+                else None
+            loss, _ = maker.child(rng, parent, kind, other)
         if (yield loss):
             pool.append(loss)
             if len(pool) > config.population.size:

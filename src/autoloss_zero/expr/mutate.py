@@ -23,6 +23,12 @@ Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of 
 parents: ``crossover`` replaces a uniformly chosen subtree of the first by a uniformly
 chosen subtree of the second (as in genetic programming); ``sum`` adds the two trees,
 ``Add(a, b)``, a child that keeps both parents' terms.
+
+Region sums (beyond the paper; ``region_sum`` = 0 by default) add to the step's
+tournament winner the winner of a second tournament held among the members with a
+region-level term (:func:`has_region_term`): ``Add(a, r)``. Region terms alone train
+poorly and lose tournaments, so plain evolution rarely joins one to a working per-pixel
+loss (issue 13.1); this offspring does so in one step.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 
 from .ops import OperatorSet, get_operators
 from .random import as_rng, below, check_leaves, grow
-from .tree import DEFAULT_LEAVES, MAX_DEPTH, MAX_SIZE, Expr, Node, node_depth, node_size
+from .tree import DEFAULT_LEAVES, MAX_DEPTH, MAX_SIZE, Expr, Node, _walk, node_depth, node_size
 
 MUTATIONS = ("insert", "delete", "replace", "graft")
 RECOMBINATIONS = ("crossover", "sum")
@@ -63,6 +69,10 @@ class MutationConfig:
     paper); else the paper's copy / re-initialize / mutate procedure."""
     recombination: dict = field(default_factory=lambda: {"crossover": 1.0, "sum": 1.0})
     """Relative weights of the recombination kinds."""
+    region_sum: float = 0.0
+    """Probability that a child is ``Add(a, r)``: ``a`` the tournament winner, ``r`` the
+    winner of a tournament among the members with a region-level term (0: the paper;
+    drawn before ``recombine``; without such a member the step draws as if it were 0)."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -94,8 +104,10 @@ class MutationConfig:
                 raise ValueError(f"mutation.weights.{k} must be a finite number, got {w!r:.40}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
-        if not 0.0 <= self.recombine <= 1.0:
-            raise ValueError(f"mutation.recombine must be in [0, 1], got {self.recombine}")
+        for name in ("recombine", "region_sum"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"mutation.{name} must be in [0, 1], got {v!r:.40}")
         unknown = set(self.recombination) - set(RECOMBINATIONS)
         if unknown:
             raise ValueError(f"unknown recombination kind(s) {', '.join(sorted(unknown))}; "
@@ -233,13 +245,16 @@ def _draw_kind(rng: np.random.Generator, weights: dict, names=MUTATIONS) -> str:
     return kinds[-1]
 
 
-OFFSPRING_KINDS = ("copy", "reinit", "mutate", "recombine")
+OFFSPRING_KINDS = ("copy", "reinit", "mutate", "recombine", "region_sum")
 
 
-def draw_kind(rng: np.random.Generator, config: MutationConfig) -> str:
-    """The offspring kind: ``recombine`` with p = recombine (0 in the paper), else the
-    paper's ``copy`` with p = copy, else ``reinit`` with p = reinit, else ``mutate``
-    (10% / 45% / 45% with the defaults)."""
+def draw_kind(rng: np.random.Generator, config: MutationConfig, region: bool = True) -> str:
+    """The offspring kind: ``region_sum`` with p = region_sum (0 in the paper; skipped
+    when ``region`` is False), else ``recombine`` with p = recombine (0 in the paper),
+    else the paper's ``copy`` with p = copy, else ``reinit`` with p = reinit, else
+    ``mutate`` (10% / 45% / 45% with the defaults)."""
+    if region and config.region_sum and rng.random() < config.region_sum:
+        return "region_sum"
     if config.recombine and rng.random() < config.recombine:
         return "recombine"
     if rng.random() < config.copy:
@@ -265,6 +280,12 @@ def make_child(
         return expr, "copy"
     if kind not in OFFSPRING_KINDS:
         raise ValueError(f"unknown offspring kind {kind!r}; known: {', '.join(OFFSPRING_KINDS)}")
+    if kind == "region_sum":
+        if other is None:
+            raise ValueError("a region sum needs a second parent")
+        node = ("Add", expr.node, other.node)
+        return (Expr(node), "region_sum") if within_limits(node, config.max_size) else \
+            (expr, "copy")
     if kind == "recombine":
         if other is None:
             raise ValueError("recombination needs a second parent")
@@ -289,6 +310,19 @@ def make_child(
         if within_limits(node, config.max_size):
             return Expr(node), label
     return expr, "copy"
+
+
+def has_region_term(node: Node, ops: OperatorSet, prediction: Sequence[str],
+                    target: Sequence[str]) -> bool:
+    """Whether the tree holds a region-level term: a region operator (``Operator.region``,
+    e.g. ``Mean_nhw``) over a subtree holding both a ``prediction`` and a ``target`` leaf."""
+    if isinstance(node, str):
+        return False
+    if ops[node[0]].region:
+        leaves = {n for n in _walk(node) if isinstance(n, str)}
+        if leaves & set(prediction) and leaves & set(target):
+            return True
+    return any(has_region_term(c, ops, prediction, target) for c in node[1:])
 
 
 def within_limits(node: Node, max_size: int | None = None) -> bool:

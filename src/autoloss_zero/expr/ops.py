@@ -79,6 +79,10 @@ class Operator:
     nonnegative: bool = False
     fixes_one: bool = False
     negation_swap: str | None = None
+    region: bool = False
+    """Aggregates over the batch and the positions (``Mean_nhw``): applied to a term of
+    the prediction and the target, it makes a region-level term (see
+    ``mutate.has_region_term``)."""
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         return self.fn(*args)
@@ -183,7 +187,8 @@ def _builtin() -> list[Operator]:
         helper("Sqrt", ssqrt, r"\operatorname{{ssqrt}}\left({0}\right)", parity="odd",
                sympy=lambda a: _sp().Function("ssqrt")(a)),
         helper("Mean_nhw", mean_nhw, r"\operatorname{{Mean}}_{{nhw}}\left({0}\right)",
-               elementwise=False, parity="odd", idempotent=True, fixes_one=True),
+               elementwise=False, parity="odd", idempotent=True, fixes_one=True,
+               region=True),
         helper("Mean_c", mean_c, r"\operatorname{{Mean}}_{{c}}\left({0}\right)",
                elementwise=False, parity="odd", idempotent=True, fixes_one=True),
         helper("MaxPool3x3", max_pool, r"\operatorname{{MaxPool}}_{{3\times3}}\left({0}\right)",
@@ -256,6 +261,7 @@ def make_operator(
     sympy: Callable | None = None,
     commutative: bool = False,
     helpers: Iterable[Callable] | None = None,
+    region: bool = False,
 ) -> Operator:
     """Build and validate a user operator.
 
@@ -266,7 +272,8 @@ def make_operator(
     dims from the end, as the built-in helpers do). Without either, the export of a loss
     that uses this operator raises a clear error. ``helpers`` are further functions the
     source calls, exported the same way. ``commutative`` (binary operators) lets the
-    normal form treat ``Op(a, b)`` and ``Op(b, a)`` as one loss.
+    normal form treat ``Op(a, b)`` and ``Op(b, a)`` as one loss. ``region``: the
+    operator aggregates over the batch and the positions, as ``Mean_nhw`` does.
     """
     args = ", ".join("{%d}" % i for i in range(arity)) if arity in (1, 2) else ""
     if latex is None:
@@ -276,7 +283,7 @@ def make_operator(
         source = f"{fn.__name__}({args})"
         helpers = (fn, *helpers)
     op = Operator(name, arity, fn, latex, source, sympy, elementwise, commutative,
-                  helpers=helpers)
+                  helpers=helpers, region=region)
     validate_operator(op)
     return op
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TaskError
-from ..expr.mutate import MutationConfig, draw_kind, make_child
+from ..expr.mutate import MutationConfig, draw_kind, has_region_term, make_child
 from ..expr.ops import OperatorSet
 from ..expr.random import below, grow
 from ..expr.tree import Expr, Loss, parse
@@ -78,18 +78,30 @@ class CandidateMaker:
                                                    self.ops))))
         return Loss(branches), "init"
 
-    def draw_kind(self, rng: np.random.Generator) -> str:
-        """The offspring kind of one evolution step (drawn once; see ``child``)."""
-        return draw_kind(rng, self.mutation)
+    def draw_kind(self, rng: np.random.Generator, region: bool = True) -> str:
+        """The offspring kind of one evolution step (drawn once; see ``child``);
+        ``region`` False: never a region sum."""
+        return draw_kind(rng, self.mutation, region)
+
+    def region_branches(self, loss: Loss) -> list[str]:
+        """The searched branches of ``loss`` that hold a region-level term."""
+        return [b.name for b in self.searched
+                if has_region_term(loss[b.name].node, self.ops, b.prediction_leaves,
+                                   b.target_leaves)]
 
     def child(self, rng: np.random.Generator, parent: Loss, kind: str,
               other: Loss | None = None) -> tuple[Loss, str]:
         """Offspring of a given kind: one searched branch drawn uniformly (or all) goes
         through the paper's copy / re-initialize / two-mutations procedure, or is
-        recombined with the same branch of ``other``; a copy copies the whole loss."""
+        recombined with the same branch of ``other`` (a region sum: one of the branches
+        where ``other`` holds a region-level term, or all of them); a copy copies the
+        whole loss."""
         if kind == "copy":
             return parent, "copy"
         searched = self.searched
+        if kind == "region_sum" and other is not None:
+            names = set(self.region_branches(other))
+            searched = [b for b in searched if b.name in names] or searched
         chosen = [searched[below(rng, len(searched))]] if self.offspring_branches == "one" \
             else searched
         loss, labels = parent, []

@@ -125,6 +125,7 @@ class Evolution:
         self.last_error: str | None = None
         self._screener: Screener | None = None
         self.branch_verdicts: dict[tuple[str, str], ScreenResult] = {}
+        self.region_cache: dict[int, bool] = {}
         # fidelity rungs and confirmation (see fidelity.py)
         self.rungs: list[Rung] = rungs_of(config.fidelity)
         self.full: dict[int, list[float | None]] = {}
@@ -232,8 +233,20 @@ class Evolution:
             target.setdefault(e.candidate, []).append(e.score)
 
     # -- producing a child ------------------------------------------------------------
-    def _tournament(self, rng: np.random.Generator) -> Member:
-        pop = self.population
+    def _region_tournament(self, rng: np.random.Generator, parent: Member) -> Member | None:
+        """The tournament winner among the members with a region-level term, outside the
+        parent's group (None: there is none)."""
+        pool = [m for m in self.population
+                if m.group != parent.group and self._has_region(m)]
+        return self._tournament(rng, pool) if pool else None
+
+    def _has_region(self, member: Member) -> bool:
+        if member.id not in self.region_cache:
+            self.region_cache[member.id] = bool(self.maker.region_branches(member.loss))
+        return self.region_cache[member.id]
+
+    def _tournament(self, rng: np.random.Generator, pop=None) -> Member:
+        pop = self.population if pop is None else pop
         k = max(2, math.ceil(self.config.population.tournament * len(pop)))
         if len(pop) <= k:
             picks = range(len(pop))
@@ -376,7 +389,8 @@ class Evolution:
         (a duplicate or a candidate waiting for an equivalent one in flight).
 
         The offspring kind (copy, re-initialization, mutations) is drawn once per step;
-        candidates of that kind are drawn until one passes screening."""
+        candidates of that kind are drawn until one passes screening (a region sum, one
+        fixed child, gets one try; then the step draws its kind as without)."""
         t0 = time.perf_counter()
         k = self.next_step
         rng = stream(self.config.seed, "step", k)
@@ -384,7 +398,13 @@ class Evolution:
                    or self.initial < self.config.population.initial)
         parent = None if initial else self._tournament(rng)
         kind = "init" if parent is None else self.maker.draw_kind(rng)
-        other = self._tournament(rng) if kind == "recombine" else None
+        other = None
+        if kind == "region_sum":
+            other = self._region_tournament(rng, parent)
+            if other is None:  # no region-level member: the step draws as without
+                kind = self.maker.draw_kind(rng, region=False)
+        if kind == "recombine":
+            other = self._tournament(rng)
         rows: list[Candidate] = []
         max_tries = self.config.screening.max_tries
         keep: dict[str, Expr] = {}  # initial members: branches that passed the per-branch test
@@ -425,6 +445,10 @@ class Evolution:
                 self.stats.rejected += 1
                 if _fit_failed_row(row):
                     self._fit_failed(max_tries)
+                if kind == "region_sum":  # one try (the sum is fixed); then as without
+                    kind, other = self.maker.draw_kind(rng, region=False), None
+                    if kind == "recombine":
+                        other = self._tournament(rng)
                 continue
             break
         self.tries = self.fit_tries = 0  # a candidate passed: failures in a row start again
