@@ -51,6 +51,13 @@ PANEL = [
      "CE with weight 2 on pixels within one pixel of a class boundary"),
     ("log-mean ce", "Log(Mean_nhw(Add(Log(Mul(Inv(yhat), Abs(Sqrt(y)))), 1)))",
      "the fit test's region-level rank-1 (issue 18, s1; 0.527 +- 0.003 mIoU there)"),
+    ("ce + soft recall",
+     f"Add({CE}, Neg(Mul(Mean_nhw(Mul(y, yhat)), Inv(Mean_nhw(y)))))",
+     "CE minus the soft recall per class (added 2026-12-04: which region terms a region "
+     "sum should join to CE)"),
+    ("ce + inverse recall", f"Add({CE}, Mul(Mean_nhw(y), Inv(Mean_nhw(Mul(y, yhat)))))",
+     "CE plus the inverse soft recall per class, the shape of the ratio variant's best "
+     "region members (added 2026-12-04)"),
 ]
 BASELINES = ["ce", "lovasz"]
 
