@@ -76,13 +76,23 @@ def study_facts(path: Path, task, dead: float) -> dict:
                 kinds[kind] = kinds.get(kind, 0) + 1
         stats = r.meta().get("stats") or {}
         screen_s = sum(c.screen_s or 0.0 for c in r.candidates())
+        score = {c.id: c.score for c in r.candidates() if c.status in ("evaluated",
+                                                                         "duplicate")}
+        sums = [c for c in done if c.mutation and offspring_kind(c.mutation) == "region_sum"]
+        region_sums = {"trained": len(sums),
+                       "best": max((c.score for c in sums if c.score is not None),
+                                   default=None),
+                       "above_parent": sum(c.score is not None and c.parent in score
+                                           and score[c.parent] is not None
+                                           and c.score > score[c.parent] for c in sums)}
         return {"evaluations": len(done), "spent": r.spent(), "best_proxy": best,
                 "best_at": best_at,
                 "below_dead": sum(c.score is None or c.score < dead for c in done),
                 "screen_s": screen_s, "wall_s": stats.get("wall_s"),
                 "curve": curve, "joined": len(joined), "joined_with_region_term": region,
                 "rank1": top[0].formula if top else None,
-                "rank1_score": top[0].score if top else None, "offspring": kinds}
+                "rank1_score": top[0].score if top else None, "offspring": kinds,
+                "region_sums": region_sums}
 
 
 def main() -> None:
@@ -108,6 +118,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     variants = [v.partition("=")[::2] for v in args.variant]
     configs = {name: SearchConfig.from_toml(path) for name, path in variants}
+    for cfg in configs.values():
+        cfg.operator_set()  # registers a variant's own operators (for --report-only too)
     studies = {(name, s): out / f"{name}-s{s}.db" for name, _ in variants for s in args.seeds}
     if not args.report_only:
         for stage in args.stages:
@@ -155,7 +167,8 @@ def render(rep: dict) -> str:
     lines = [f"# {rep['task']} / {m}: exploration beyond the paper's offspring operators", "",
              f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}; date {rep['date']}.",
              "", "Budget in proxy-training equivalents; region term: a joined member holding "
-             "`Mean_nhw` over both a prediction and a target leaf. Re-trained: the study's "
+             "a region operator (`Mean_nhw`, `Ratio_nhw`) over both a prediction and a "
+             "target leaf. Re-trained: the study's "
              "rank-1 loss, full schedule, test split. Below "
              f"{rep.get('dead_below', 0.1)}: proxy trainings that scored below it (spent on "
              "losses that barely train). Screening: the driver's seconds (g, fingerprints, "
@@ -186,8 +199,19 @@ def render(rep: dict) -> str:
     for b, st in rep["baselines"].items():
         lines.append(f"| {b} (handcrafted) | | | | | | | `{b}` "
                      f"| {st['mean']:.4f} ± {st['std']:.4f} |")
+    sums = [r for r in rep["searches"] if (r.get("region_sums") or {}).get("trained")]
+    if sums:
+        lines += ["", "Region sums (`Add(a, r)`, r a region-level member) trained: "
+                  + "; ".join(f"{r['variant']} seed {r['seed']} {r['region_sums']['trained']}"
+                              f" (best {_num(r['region_sums']['best'])}, "
+                              f"{r['region_sums']['above_parent']} above their parent a)"
+                              for r in sums) + "."]
     lines += ["", *variant_table(rep)]
     return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def _spent(r: dict) -> float:
