@@ -492,6 +492,17 @@ def test_region_sum_adds_a_region_level_member_to_the_parent():
         assert has_region_term(az.parse(f).node, OPS, pred, tgt), f
     for f in not_region:
         assert not has_region_term(az.parse(f).node, OPS, pred, tgt), f
+    from autoloss_zero.expr.ops import OperatorSet
+
+    def region_max(x):
+        return x.amax(dim=(-4, -2, -1), keepdim=True).expand_as(x)
+
+    user = make_operator("RegionMax", 1, region_max, region=True)
+    ops = OperatorSet([*OPS.values(), user])
+    assert user.region and not make_operator("Plain", 1, region_max).region
+    e = az.parse("Neg(RegionMax(Mul(y, yhat)))", operators=ops)
+    assert has_region_term(e.node, ops, pred, tgt)
+    assert not has_region_term(az.parse("RegionMax(y)", operators=ops).node, ops, pred, tgt)
     a, r = az.parse("Neg(Log(Mul(y, yhat)))"), az.parse(region[0])
     rng = np.random.default_rng(0)
     cfg = MutationConfig(region_sum=1.0)
