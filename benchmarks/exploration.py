@@ -59,7 +59,8 @@ def offspring_kind(label: str) -> str:
 
 def study_facts(path: Path, task, dead: float) -> dict:
     with StudyReader(path) as r:
-        done = sorted((c for c in r.candidates() if c.status == "evaluated"),
+        cands = r.candidates()
+        done = sorted((c for c in cands if c.status == "evaluated"),
                       key=lambda c: (c.finished or 0.0, c.id))
         curve, best, best_at = [], None, None
         for i, c in enumerate(done, 1):
@@ -70,13 +71,13 @@ def study_facts(path: Path, task, dead: float) -> dict:
         region = sum(has_region_term(c.formula, task) for c in joined)
         top = r.leaderboard(1)
         kinds: dict[str, int] = {}
-        for c in r.candidates():
+        for c in cands:
             if c.mutation and c.status != "rejected":
                 kind = offspring_kind(c.mutation)
                 kinds[kind] = kinds.get(kind, 0) + 1
         stats = r.meta().get("stats") or {}
-        screen_s = sum(c.screen_s or 0.0 for c in r.candidates())
-        score = {c.id: c.score for c in r.candidates() if c.status in ("evaluated",
+        screen_s = sum(c.screen_s or 0.0 for c in cands)
+        score = {c.id: c.score for c in cands if c.status in ("evaluated",
                                                                          "duplicate")}
         sums = [c for c in done if c.mutation and offspring_kind(c.mutation) == "region_sum"]
         region_sums = {"trained": len(sums),

@@ -240,6 +240,11 @@ class Evolution:
                 if m.group != parent.group and self._has_region(m)]
         return self._tournament(rng, pool) if pool else None
 
+    def _kind_without_region(self, rng: np.random.Generator) -> tuple[str, Member | None]:
+        """The step's kind drawn as if ``region_sum`` were 0, and its second parent."""
+        kind = self.maker.draw_kind(rng, region=False)
+        return kind, (self._tournament(rng) if kind == "recombine" else None)
+
     def _has_region(self, member: Member) -> bool:
         if member.id not in self.region_cache:
             self.region_cache[member.id] = bool(self.maker.region_branches(member.loss))
@@ -402,8 +407,8 @@ class Evolution:
         if kind == "region_sum":
             other = self._region_tournament(rng, parent)
             if other is None:  # no region-level member: the step draws as without
-                kind = self.maker.draw_kind(rng, region=False)
-        if kind == "recombine":
+                kind, other = self._kind_without_region(rng)
+        elif kind == "recombine":
             other = self._tournament(rng)
         rows: list[Candidate] = []
         max_tries = self.config.screening.max_tries
@@ -446,9 +451,7 @@ class Evolution:
                 if _fit_failed_row(row):
                     self._fit_failed(max_tries)
                 if kind == "region_sum":  # one try (the sum is fixed); then as without
-                    kind, other = self.maker.draw_kind(rng, region=False), None
-                    if kind == "recombine":
-                        other = self._tournament(rng)
+                    kind, other = self._kind_without_region(rng)
                 continue
             break
         self.tries = self.fit_tries = 0  # a candidate passed: failures in a row start again
