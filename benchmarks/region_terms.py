@@ -12,9 +12,9 @@ CE as ``Add(CE, r)`` and ``Add(CE, Neg(r))``, screened with the search's own rej
 protocol, and trained with the config's proxy on the validation split (one seed, as the
 search scores); CE and the best ``--confirm`` sums get ``--confirm-seeds`` seeds. A sum
 above CE by more than one standard deviation of either is a region term the search could
-have used. For each term it also says whether the studies ever trained a loss holding it,
-and the best score of one. Writes ``<out>.md`` and ``<out>.json``; resumes from the shared
-runs file.
+have used; those are re-trained with the full schedule on the test split beside CE. For
+each term it also says whether the studies ever trained a loss holding it, and the best
+score of one. Writes ``<out>.md`` and ``<out>.json``; resumes from the shared runs file.
 
     PYTHONPATH=benchmarks python benchmarks/region_terms.py \
         --config benchmarks/configs/explore-ratio.toml \
@@ -107,6 +107,9 @@ def main() -> None:
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--confirm", type=int, default=4, help="best sums given more seeds")
     ap.add_argument("--confirm-seeds", type=int, default=4)
+    ap.add_argument("--retrain-seeds", type=int, default=3,
+                    help="full-schedule trainings (test split) of each confirmed winner and "
+                    "CE; 0: none")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--runs", required=True, help="JSON-lines file of finished trainings")
     ap.add_argument("--out", required=True)
@@ -148,10 +151,22 @@ def main() -> None:
     for s, m in zip(best, stats[1:]):
         s["proxy"] = m
         s["beats_ce"] = m["mean"] - ce["mean"] > max(m["std"], ce["std"])
+    winners = [s for s in best if s["beats_ce"]]
+    retrained = None
+    if args.retrain_seeds and winners:
+        res = compare("segmentation", ["ce", *(s["formula"] for s in winners)],
+                      args.retrain_seeds, None, "full", args.workers, results=args.runs,
+                      task_options=cfg.task_options,
+                      operator_modules=cfg.operator_modules).to_dict()
+        retrained = {"metrics": res["metrics"], "seeds": args.retrain_seeds,
+                     "losses": [{"loss": "ce" if i == 0 else winners[i - 1]["formula"],
+                                 "metrics": t["metrics"], "failed": t["failed"]}
+                                for i, t in enumerate(res["losses"])]}
     report = {**provenance(), "metric": METRIC, "studies": args.studies,
               "candidates_read": generated, "distinct_terms": len(terms),
               "tried": len(tried), "sample_seed": args.sample_seed,
-              "confirm_seeds": args.confirm_seeds, "ce": ce, "terms": tried, "sums": sums}
+              "confirm_seeds": args.confirm_seeds, "ce": ce, "terms": tried, "sums": sums,
+              "retrained": retrained}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
@@ -197,6 +212,27 @@ def render(rep: dict) -> str:
             conf = f"**{conf}**" if s["beats_ce"] else conf
         lines.append(f"| `{s['term']}` | {s['sign']} | {t['generated']} | {held} | {screen} "
                      f"| {_pct(s.get('proxy1'))} | {conf} |")
+    rt = rep.get("retrained")
+    if rt:
+        ce_full = rt["losses"][0]["metrics"]
+        lines += ["", f"Re-trained: CE and the sums above CE with {rep['confirm_seeds']} seeds, "
+                  f"full schedule, {rt['seeds']} seeds, test split (% mean ± std; **bold**: "
+                  "above CE by more than one standard deviation of either).", "",
+                  "| loss | " + " | ".join(rt["metrics"]) + " |",
+                  "|---|" + "---|" * len(rt["metrics"])]
+        for row in rt["losses"]:
+            cells = []
+            for m in rt["metrics"]:
+                a, c = row["metrics"][m], ce_full[m]
+                if a["mean"] is None:
+                    cells.append("-")
+                    continue
+                text = f"{_pct(a['mean'])} ± {_pct(a['std'])}"
+                win = row is not rt["losses"][0] and c["mean"] is not None and (
+                    a["mean"] - c["mean"] > max(a["std"], c["std"]))
+                cells.append(f"**{text}**" if win else text)
+            label = "ce (handcrafted)" if row["loss"] == "ce" else f"`{row['loss']}`"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 

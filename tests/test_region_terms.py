@@ -57,3 +57,31 @@ def test_collect_counts_terms_by_normal_form_across_a_study(region_terms, tmp_pa
     assert n == 5
     assert [(t["term"], t["generated"], t["trained"], t["best"]) for t in terms] == [
         ("Mean_nhw(Mul(y, yhat))", 3, 2, 0.4), ("Mean_nhw(Add(y, yhat))", 1, 1, 0.2)]
+
+
+def _stat(mean, std):
+    return {"mean": mean, "std": std}
+
+
+def test_report_marks_only_the_sums_and_retrainings_beyond_ce(region_terms):
+    term = "Mean_nhw(Mul(y, yhat))"
+    win, tie = f"Add({CE}, {term})", f"Add({CE}, Neg({term}))"
+    rep = {"command": "c", "machine": "m", "date": "d", "studies": ["s.db"],
+           "candidates_read": 3, "distinct_terms": 1, "tried": 1, "sample_seed": 0,
+           "metric": "miou", "confirm_seeds": 4, "ce": _stat(0.36, 0.01),
+           "terms": [{"term": term, "generated": 3, "trained": 1, "best": 0.2}],
+           "sums": [
+               {"term": term, "sign": "+", "formula": win, "accepted": True, "reason": None,
+                "proxy1": 0.40, "proxy": _stat(0.39, 0.01), "beats_ce": True},
+               {"term": term, "sign": "-", "formula": tie, "accepted": True, "reason": None,
+                "proxy1": 0.37, "proxy": _stat(0.365, 0.01), "beats_ce": False}],
+           "retrained": {"metrics": ["miou", "bf1"], "seeds": 3, "losses": [
+               {"loss": "ce", "metrics": {"miou": _stat(0.52, 0.005), "bf1": _stat(0.37, 0.01)},
+                "failed": []},
+               {"loss": win, "metrics": {"miou": _stat(0.54, 0.005), "bf1": _stat(0.375, 0.01)},
+                "failed": []}]}}
+    text = region_terms.render(rep)
+    assert "above CE by more than one standard deviation of either with 4 seeds: 1." in text
+    assert "**39.0 ± 1.0**" in text and "**36.5" not in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{win}` |"))
+    assert row == f"| `{win}` | **54.0 ± 0.5** | 37.5 ± 1.0 |"  # bf1 within the spread
