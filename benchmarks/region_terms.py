@@ -34,7 +34,7 @@ from provenance import provenance
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
-from autoloss_zero.expr.mutate import has_region_term
+from autoloss_zero.expr.mutate import region_terms
 from autoloss_zero.expr.ops import OperatorSet
 from autoloss_zero.expr.tree import Node, node_text, normal_key, parse
 from autoloss_zero.search.config import SearchConfig
@@ -45,26 +45,9 @@ CE = "Neg(Log(Mul(y, yhat)))"
 METRIC = "miou"
 
 
-def pure_region(node: Node, ops: OperatorSet) -> bool:
-    """Whether every prediction leaf of ``node`` lies below a region operator in it."""
-    if isinstance(node, str):
-        return node != "yhat"
-    return ops[node[0]].region or all(pure_region(c, ops) for c in node[1:])
-
-
-def region_subtrees(node: Node, ops: OperatorSet, out: list | None = None) -> list[Node]:
-    """The region terms of ``node``: its largest subtrees whose every ``yhat`` lies below
-    a region operator (``Operator.region``) and that hold a region operator over both
-    ``y`` and ``yhat``; e.g. the whole soft Dice term of CE + Dice, not its two means."""
-    out = [] if out is None else out
-    if isinstance(node, str):
-        return out
-    if pure_region(node, ops) and has_region_term(node, ops, ("yhat",), ("y",)):
-        out.append(node)
-        return out
-    for child in node[1:]:
-        region_subtrees(child, ops, out)
-    return out
+def region_subtrees(node: Node, ops: OperatorSet) -> list[Node]:
+    """The region terms of a one-branch segmentation loss (prediction ``yhat``)."""
+    return region_terms(node, ops, ("yhat",), ("y",))
 
 
 def collect(studies: list[Path], ops: OperatorSet) -> tuple[list[dict], int]:

@@ -33,6 +33,30 @@ def test_the_candidate_stream_draws_from_the_configs_operators(tests_on_path):
     assert used <= set(OPERATORS) and "Cube" in used
 
 
+def test_the_candidate_stream_makes_region_sums_by_term():
+    from autoloss_zero.expr.mutate import region_terms
+    from autoloss_zero.expr.tree import normal_key
+
+    cfg = tiny_config()
+    cfg.population.initial = 4
+    cfg.mutation.region_sum, cfg.mutation.region_pick = 1.0, "term"
+    task = az.get_task("classification", **cfg.task_options)
+    ops = cfg.operator_set()
+    stream = candidate_stream(task, cfg, seed=0)
+    pool = [next(stream)]
+    sums = 0
+    for _ in range(300):
+        loss = stream.send(True)
+        node = loss["loss"].node
+        known = {normal_key(x) for p in pool[:-1] if p is not None
+                 for t in region_terms(p["loss"].node, ops, ("yhat",), ("y",))
+                 for x in (t, ("Neg", t))}
+        if len(pool) > 4 and node[0] == "Add" and normal_key(node[2]) in known:
+            sums += 1
+        pool.append(loss)
+    assert sums > 10
+
+
 @pytest.mark.timeout(240)
 def test_bench_rejection_with_user_operators_and_digits(tests_on_path):
     cfg = user_config()

@@ -524,6 +524,32 @@ def test_region_sum_adds_a_region_level_member_to_the_parent():
             MutationConfig(region_sum=bad)
 
 
+def test_region_terms_are_the_largest_subtrees_with_the_prediction_only_below_region_ops():
+    from autoloss_zero.expr.mutate import region_terms
+    from autoloss_zero.expr.tree import node_text
+
+    def terms(formula, pred=("yhat",), tgt=("y",)):
+        node = az.parse(formula, leaves=(*pred, *tgt)).node
+        return [node_text(t) for t in region_terms(node, OPS, pred, tgt)]
+
+    dice = "Neg(Mul(Mean_nhw(Mul(y, yhat)), Inv(Mean_nhw(Add(y, yhat)))))"
+    assert terms(f"Add(Neg(Log(Mul(y, yhat))), {dice})") == [dice]  # whole, not its means
+    assert terms("Mul(Log(Mean_nhw(Mul(yhat, y))), yhat)") == ["Log(Mean_nhw(Mul(yhat, y)))"]
+    assert terms("Add(Mean_nhw(Mul(y, yhat)), Mul(yhat, Mean_nhw(Mul(y, yhat))))") == [
+        "Mean_nhw(Mul(y, yhat))", "Mean_nhw(Mul(y, yhat))"]
+    # no term: the region operator sees no target, or no prediction, or there is none
+    for f in ("Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))", "Mean_nhw(yhat)",
+              "Neg(Log(Mul(y, yhat)))", "y"):
+        assert terms(f) == [], f
+    # another task's leaves: the box leaves i, u, e all count as prediction
+    assert terms("Add(i, Mean_nhw(Mul(u, y)))", ("i", "u", "e"), ("y",)) == [
+        "Mean_nhw(Mul(u, y))"]
+    assert MutationConfig(region_pick="term").region_pick == "term"
+    for bad in ("terms", "", 1):
+        with pytest.raises(ValueError, match="mutation.region_pick must be"):
+            MutationConfig(region_pick=bad)
+
+
 def test_depth_and_size_limits_hold_for_every_method():
     """parse accepts trees up to MAX_DEPTH / MAX_SIZE, and every method works on them."""
     from autoloss_zero.expr.symbolic import to_python

@@ -253,3 +253,40 @@ def test_region_sums_in_a_search(tmp_path):
                    workers=1) as r:
         labels = [c.mutation for c in r.candidates() if c.parent is not None]
     assert labels and not any("region_sum" in m for m in labels)
+
+
+def test_region_sums_by_term_in_a_search(tmp_path):
+    """With ``region_pick = "term"`` a region sum adds one region term (possibly negated)
+    of a member of another group, a term the parent does not hold, to the parent; the
+    same seed gives the same search."""
+    from autoloss_zero.expr.mutate import region_terms
+    from autoloss_zero.expr.tree import normal_key
+
+    cfg = tiny_config(0)
+    cfg.population.initial = 6
+    cfg.mutation.region_sum = 0.5
+    cfg.mutation.region_pick = "term"
+    ops = cfg.operator_set()
+
+    def terms(formula):
+        return {normal_key(t): t for t in region_terms(az.parse(formula).node, ops,
+                                                        ("yhat",), ("y",))}
+
+    formulas = []
+    for name in ("x.db", "x2.db"):
+        with az.search("classification", "accuracy", 20, tmp_path / name, cfg,
+                       workers=1) as r:
+            rows = {c.id: c for c in r.candidates()}
+        formulas.append([c.formula for c in sorted(rows.values(), key=lambda c: c.id)])
+    assert formulas[0] == formulas[1]
+    sums = [c for c in rows.values() if (c.mutation or "").startswith("region_sum with #")]
+    assert sums
+    for c in sums:
+        other, parent = rows[int(c.mutation.rsplit("#", 1)[1])], rows[c.parent]
+        assert (other.duplicate_of or other.id) != (parent.duplicate_of or parent.id)
+        node = az.parse(c.formula).node
+        assert node[0] == "Add" and az.Expr(node[1]) == az.parse(parent.formula)
+        own, theirs = terms(parent.formula), terms(other.formula)
+        allowed = {normal_key(n) for k, t in theirs.items() if k not in own
+                   for n in (t, ("Neg", t))}
+        assert normal_key(node[2]) in allowed

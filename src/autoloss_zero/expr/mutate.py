@@ -70,9 +70,16 @@ class MutationConfig:
     recombination: dict = field(default_factory=lambda: {"crossover": 1.0, "sum": 1.0})
     """Relative weights of the recombination kinds."""
     region_sum: float = 0.0
-    """Probability that a child is ``Add(a, r)``: ``a`` the tournament winner, ``r`` the
-    winner of a tournament among the members with a region-level term (0: the paper;
-    drawn before ``recombine``; without such a member the step draws as if it were 0)."""
+    """Probability that a child is ``Add(a, r)``: ``a`` the tournament winner, ``r`` a
+    region-level part of another member, chosen by ``region_pick`` (0: the paper; drawn
+    before ``recombine``; without such a member the step draws as if it were 0)."""
+    region_pick: str = "member"
+    """How a region sum's ``r`` is chosen. ``member``: the whole winner of a tournament
+    among the members with a region-level term; ``term``: one region term (see
+    :func:`region_terms`) drawn uniformly among the distinct ones that the members outside
+    ``a``'s group hold and ``a`` does not, negated with probability 1/2. Why ``term``: a
+    region term that helps CE may train to nothing alone, so its member never wins a
+    tournament (benchmarks/region_terms.py)."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -104,6 +111,9 @@ class MutationConfig:
                 raise ValueError(f"mutation.weights.{k} must be a finite number, got {w!r:.40}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
+        if self.region_pick not in ("member", "term"):
+            raise ValueError(f"mutation.region_pick must be 'member' or 'term', got "
+                             f"{self.region_pick!r:.40}")
         for name in ("recombine", "region_sum"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
@@ -323,6 +333,34 @@ def has_region_term(node: Node, ops: OperatorSet, prediction: Sequence[str],
         if leaves & set(prediction) and leaves & set(target):
             return True
     return any(has_region_term(c, ops, prediction, target) for c in node[1:])
+
+
+def region_terms(node: Node, ops: OperatorSet, prediction: Sequence[str],
+                 target: Sequence[str]) -> list[Node]:
+    """The region terms of a tree: its largest subtrees whose every ``prediction`` leaf
+    lies below a region operator and that hold a region-level term (see
+    :func:`has_region_term`); e.g. the whole soft Dice term of CE + Dice, not its two
+    means. Outermost first, left to right."""
+    pred = set(prediction)
+
+    def pure(n: Node) -> bool:
+        if isinstance(n, str):
+            return n not in pred
+        return ops[n[0]].region or all(pure(c) for c in n[1:])
+
+    out: list[Node] = []
+
+    def walk(n: Node) -> None:
+        if isinstance(n, str):
+            return
+        if pure(n) and has_region_term(n, ops, prediction, target):
+            out.append(n)
+            return
+        for c in n[1:]:
+            walk(c)
+
+    walk(node)
+    return out
 
 
 def within_limits(node: Node, max_size: int | None = None) -> bool:

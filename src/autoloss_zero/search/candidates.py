@@ -10,10 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TaskError
-from ..expr.mutate import MutationConfig, draw_kind, has_region_term, make_child
+from ..expr.mutate import (
+    MutationConfig,
+    draw_kind,
+    has_region_term,
+    make_child,
+    region_terms,
+    within_limits,
+)
 from ..expr.ops import OperatorSet
 from ..expr.random import below, grow
-from ..expr.tree import Expr, Loss, parse
+from ..expr.tree import Expr, Loss, Node, normal_key, parse
 from ..tasks.base import Task
 from .config import SearchConfig
 
@@ -28,6 +35,7 @@ class CandidateMaker:
         self.fixed_baselines = dict(fixed_baselines or {})
         fixed = set(self.fixed_formulas) | set(self.fixed_baselines)
         self.searched = [b for b in task.branches if b.name not in fixed]
+        self._terms: dict[str, list[tuple[str, str, Node]]] = {}
 
     @classmethod
     def from_config(cls, task: Task, config: SearchConfig) -> CandidateMaker:
@@ -88,6 +96,46 @@ class CandidateMaker:
         return [b.name for b in self.searched
                 if has_region_term(loss[b.name].node, self.ops, b.prediction_leaves,
                                    b.target_leaves)]
+
+    def region_terms(self, loss: Loss) -> list[tuple[str, str, Node]]:
+        """(branch, normal form, term) of every region term of ``loss``'s searched
+        branches (:func:`~..expr.mutate.region_terms`)."""
+        if loss.key not in self._terms:
+            if len(self._terms) > 100_000:
+                self._terms.clear()
+            self._terms[loss.key] = [
+                (b.name, normal_key(t), t) for b in self.searched
+                for t in region_terms(loss[b.name].node, self.ops, b.prediction_leaves,
+                                      b.target_leaves)]
+        return self._terms[loss.key]
+
+    def region_term(self, rng: np.random.Generator, sources, parent: Loss):
+        """For a region sum with ``region_pick = "term"``: ``(source, branch, term)``, a
+        region term drawn uniformly among the distinct ones (by branch and normal form)
+        of the losses in ``sources`` (pairs ``(source, loss)``; the first holder of a
+        term is its source) that ``parent`` does not hold, negated with probability 1/2;
+        None if there is none."""
+        own = {(b, k) for b, k, _ in self.region_terms(parent)}
+        pool, seen = [], set(own)
+        for source, loss in sources:
+            for b, k, t in self.region_terms(loss):
+                if (b, k) not in seen:
+                    seen.add((b, k))
+                    pool.append((source, b, t))
+        if not pool:
+            return None
+        source, branch, term = pool[below(rng, len(pool))]
+        return source, branch, ("Neg", term) if rng.random() < 0.5 else term
+
+    def term_sum(self, parent: Loss, branch: str, term: Node) -> tuple[Loss, str]:
+        """``parent`` with ``branch`` replaced by ``Add(branch, term)`` (a copy if the sum
+        exceeds the size limits)."""
+        node = ("Add", parent[branch].node, term)
+        if not within_limits(node, self.mutation.max_size):
+            return parent, "copy"
+        label = "region_sum"
+        return parent.replace(branch, Expr(node)), (
+            label if len(self.task.branches) == 1 else f"{branch}:{label}")
 
     def child(self, rng: np.random.Generator, parent: Loss, kind: str,
               other: Loss | None = None) -> tuple[Loss, str]:

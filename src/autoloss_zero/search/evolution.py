@@ -403,9 +403,16 @@ class Evolution:
                    or self.initial < self.config.population.initial)
         parent = None if initial else self._tournament(rng)
         kind = "init" if parent is None else self.maker.draw_kind(rng)
-        other = None
+        other, term = None, None  # term: (branch, node) of a region sum by term
         if kind == "region_sum":
-            other = self._region_tournament(rng, parent)
+            if self.config.mutation.region_pick == "term":
+                picked = self.maker.region_term(
+                    rng, [(m, m.loss) for m in self.population if m.group != parent.group],
+                    parent.loss)
+                if picked is not None:
+                    other, term = picked[0], picked[1:]
+            else:
+                other = self._region_tournament(rng, parent)
             if other is None:  # no region-level member: the step draws as without
                 kind, other = self._kind_without_region(rng)
         elif kind == "recombine":
@@ -424,8 +431,11 @@ class Evolution:
             if parent is None:
                 loss, label = self.maker.random(rng, keep)
             else:
-                loss, label = self.maker.child(rng, parent.loss, kind,
-                                               None if other is None else other.loss)
+                if term is not None:
+                    loss, label = self.maker.term_sum(parent.loss, *term)
+                else:
+                    loss, label = self.maker.child(rng, parent.loss, kind,
+                                                   None if other is None else other.loss)
                 if other is not None:
                     label += f" with #{other.id}"
             row = Candidate(id=self.next_id, step=k, formula=str(loss), normal=loss.key,
@@ -452,6 +462,7 @@ class Evolution:
                     self._fit_failed(max_tries)
                 if kind == "region_sum":  # one try (the sum is fixed); then as without
                     kind, other = self._kind_without_region(rng)
+                    term = None
                 continue
             break
         self.tries = self.fit_tries = 0  # a candidate passed: failures in a row start again
