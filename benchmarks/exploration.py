@@ -112,12 +112,18 @@ def main() -> None:
     ap.add_argument("--dead", type=float, default=0.1,
                     help="a proxy score below this counts as a training spent on a loss "
                          "that barely trains")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="search only these variants (the others' studies are reported as "
+                    "they stand); repeatable")
     ap.add_argument("--no-retrain", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     variants = [v.partition("=")[::2] for v in args.variant]
+    unknown = set(args.only) - {name for name, _ in variants}
+    if unknown:
+        ap.error(f"--only: no variant {', '.join(sorted(unknown))}")
     configs = {name: SearchConfig.from_toml(path) for name, path in variants}
     for cfg in configs.values():
         cfg.operator_set()  # registers a variant's own operators (for --report-only too)
@@ -126,6 +132,8 @@ def main() -> None:
         for stage in args.stages:
             for s in args.seeds:
                 for name, _ in variants:
+                    if args.only and name not in args.only:
+                        continue
                     cfg = SearchConfig.from_dict({**configs[name].to_dict(), "seed": s})
                     with SearchProgress() as progress:
                         az.search(args.task, args.metric, stage, studies[(name, s)], cfg,

@@ -4,10 +4,12 @@
 # (issue 13.1, added 2026-12-02 after the five were done) the paper's operators plus the
 # region operator Ratio_nhw (benchmarks/region_ops.py), and (issue 13.1, added 2026-12-04
 # after the six were done) region sums (mutation.region_sum) with the paper's operators and
-# with Ratio_nhw, on
+# with Ratio_nhw, and (issue 13.1, added 2026-12-04 later) region sums by term
+# (mutation.region_pick = "term") with Ratio_nhw, on
 # segmentation/mIoU with the calibrated 1,000 x 8 proxy: 2 search seeds each, budgets
 # raised together in stages of 50 proxy-training equivalents up to 150, then each rank-1
-# re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again.
+# re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again;
+# "--only NAME" (repeatable) searches only that variant and reports all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,5 +24,6 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant ratio=benchmarks/configs/explore-ratio.toml \
   --variant regionsum=benchmarks/configs/explore-regionsum.toml \
   --variant ratio-regionsum=benchmarks/configs/explore-ratio-regionsum.toml \
+  --variant ratio-regionterm=benchmarks/configs/explore-ratio-regionterm.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"
