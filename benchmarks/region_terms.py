@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from provenance import provenance
+from segmentation_panel import beats, cell
 
 import autoloss_zero as az
 from autoloss_zero.compare import compare
@@ -133,7 +134,7 @@ def main() -> None:
     ce = stats[0]
     for s, m in zip(best, stats[1:]):
         s["proxy"] = m
-        s["beats_ce"] = m["mean"] - ce["mean"] > max(m["std"], ce["std"])
+        s["beats_ce"] = bool(beats(m, ce))
     winners = [s for s in best if s["beats_ce"]]
     retrained = None
     if args.retrain_seeds and winners:
@@ -204,16 +205,8 @@ def render(rep: dict) -> str:
                   "| loss | " + " | ".join(rt["metrics"]) + " |",
                   "|---|" + "---|" * len(rt["metrics"])]
         for row in rt["losses"]:
-            cells = []
-            for m in rt["metrics"]:
-                a, c = row["metrics"][m], ce_full[m]
-                if a["mean"] is None:
-                    cells.append("-")
-                    continue
-                text = f"{_pct(a['mean'])} ± {_pct(a['std'])}"
-                win = row is not rt["losses"][0] and c["mean"] is not None and (
-                    a["mean"] - c["mean"] > max(a["std"], c["std"]))
-                cells.append(f"**{text}**" if win else text)
+            cells = [cell(row["metrics"][m], row is not rt["losses"][0]
+                          and beats(row["metrics"][m], ce_full[m])) for m in rt["metrics"]]
             label = "ce (handcrafted)" if row["loss"] == "ce" else f"`{row['loss']}`"
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")

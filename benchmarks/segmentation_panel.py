@@ -98,7 +98,7 @@ def main() -> None:
     base = {b: trained[i]["metrics"] for i, b in enumerate(BASELINES)}
     for row, t in zip(rows, trained[len(BASELINES):]):
         row["metrics"], row["failed"] = t["metrics"], t["failed"]
-        row["beats_ce"] = {m: _beats(t["metrics"][m], base["ce"][m]) for m in res["metrics"]}
+        row["beats_ce"] = {m: beats(t["metrics"][m], base["ce"][m]) for m in res["metrics"]}
     if args.proxy_seeds:
         proxy = compare("segmentation", [r["formula"] for r in rows], args.proxy_seeds, None,
                         "proxy", args.workers, results=args.runs,
@@ -115,14 +115,14 @@ def main() -> None:
     print(out.with_suffix(".md").read_text())
 
 
-def _beats(a: dict, ce: dict) -> bool | None:
+def beats(a: dict, ce: dict) -> bool | None:
     """Above CE by more than one standard deviation of either."""
     if a["mean"] is None or ce["mean"] is None:
         return None
     return a["mean"] - ce["mean"] > max(a["std"], ce["std"])
 
 
-def _cell(s: dict, mark: bool | None) -> str:
+def cell(s: dict, mark: bool | None) -> str:
     if s["mean"] is None:
         return "-"
     text = f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
@@ -143,10 +143,10 @@ def render(rep: dict) -> str:
              "|---|---|" + "---|" * len(metrics)]
     for b, stats in rep["baselines"].items():
         lines.append(f"| {b} (handcrafted) | | "
-                     + " | ".join(_cell(stats[m], False) for m in metrics) + " |")
+                     + " | ".join(cell(stats[m], False) for m in metrics) + " |")
     for row in rep["panel"]:
         lines.append(f"| {row['label']} | {row['size']} / {row['depth']} | "
-                     + " | ".join(_cell(row["metrics"][m], row["beats_ce"][m])
+                     + " | ".join(cell(row["metrics"][m], row["beats_ce"][m])
                                   for m in metrics) + " |")
     if rep.get("proxy_seeds"):
         ce = rep["panel"][0]["proxy"]
@@ -163,7 +163,7 @@ def render(rep: dict) -> str:
                                 for r in rep["panel"])
                 above = (row is not rep["panel"][0] and row["proxy"][m]["mean"] is not None
                          and row["proxy"][m]["mean"] > ce[m]["mean"])
-                cells.append(f"{_cell(row['proxy'][m], above)} ({place})")
+                cells.append(f"{cell(row['proxy'][m], above)} ({place})")
             lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     lines += ["", "Formulas:", ""]
     for row in rep["panel"]:

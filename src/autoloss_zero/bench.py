@@ -44,13 +44,14 @@ def candidate_stream(task: Task, config: SearchConfig, seed: int):
             loss, _ = maker.random(rng)
         else:
             parent, kind = pool[below(rng, len(pool))], maker.draw_kind(rng)
-            term = maker.region_term(rng, [(None, x) for x in pool], parent) if (
-                kind == "region_sum" and config.mutation.region_pick == "term") else None
+            term = None
+            if kind == "region_sum" and config.mutation.region_pick == "term":
+                term = maker.region_term(rng, [(None, x) for x in pool], parent)
+                if term is None:  # no region term: as the search, draw as without
+                    kind = maker.draw_kind(rng, region=False)
             if term is not None:
                 loss, _ = maker.term_sum(parent, *term[1:])
             else:
-                if kind == "region_sum" and config.mutation.region_pick == "term":
-                    kind = maker.draw_kind(rng, region=False)  # no term: as the search
                 other = pool[below(rng, len(pool))] if kind in ("recombine", "region_sum") \
                     else None
                 loss, _ = maker.child(rng, parent, kind, other)
