@@ -210,7 +210,9 @@ def render(rep: dict) -> str:
                      f"| {st['mean']:.4f} ± {st['std']:.4f} |")
     sums = [r for r in rep["searches"] if (r.get("region_sums") or {}).get("trained")]
     if sums:
-        lines += ["", "Region sums (`Add(a, r)`, r a region-level member) trained: "
+        lines += ["", "Region sums (`Add(a, r)`; r a region-level member that won a "
+                  "tournament, or with `region_pick = \"term\"` one region term, "
+                  "either sign) trained: "
                   + "; ".join(f"{r['variant']} seed {r['seed']} {r['region_sums']['trained']}"
                               f" (best {_num(r['region_sums']['best'])}, "
                               f"{r['region_sums']['above_parent']} above their parent a)"
