@@ -190,10 +190,7 @@ def render(rep: dict) -> str:
         t = terms[s["term"]]
         held = f"{t['trained']} ({_pct(t['best'])})" if t["trained"] else "0"
         screen = "accepted" if s["accepted"] else f"rejected: {s['reason']}"
-        conf = "-"
-        if s.get("proxy"):
-            conf = f"{_pct(s['proxy']['mean'])} ± {_pct(s['proxy']['std'])}"
-            conf = f"**{conf}**" if s["beats_ce"] else conf
+        conf = cell(s["proxy"], s["beats_ce"]) if s.get("proxy") else "-"
         lines.append(f"| `{s['term']}` | {s['sign']} | {t['generated']} | {held} | {screen} "
                      f"| {_pct(s.get('proxy1'))} | {conf} |")
     rt = rep.get("retrained")
