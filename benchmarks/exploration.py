@@ -290,7 +290,7 @@ def decision(rep: dict) -> str:
     """The rule of issue 18 in words: an option becomes a default only where it beats the
     first variant (the paper's operators) beyond the seed spread, on the best proxy score
     at the last stage and on the rank-1 re-trained score alike."""
-    summary = rep["variants"]
+    summary = variant_summary(rep)
     first = next(iter(summary), None)
     if first is None:
         return ""
@@ -311,7 +311,7 @@ def decision(rep: dict) -> str:
 
 def variant_table(rep: dict) -> list[str]:
     m = rep["metric"]
-    summary = rep["variants"]  # variant_summary, computed once in main
+    summary = variant_summary(rep)  # from the searches, so a report re-renders from its JSON
     first = next(iter(summary), None)
     lines = ["Per variant (mean ± sd over search seeds; best proxy at each stage every seed "
              f"reached; the verdict compares with `{first}` at the last stage both reached):",

@@ -68,3 +68,23 @@ def test_one_search_seed_gives_no_verdict(exploration):
         search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
         search("fit", 0, [0.2, 0.3, 0.4, 0.45], 0.60)])
     assert "at least 2 search seeds" in exploration.decision(rep)
+
+
+def test_the_report_re_renders_from_its_json(exploration):
+    """The stored JSON turns stage keys into strings and tuples into lists; the report made
+    from it must still carry the per-stage columns and the verdicts."""
+    import json
+
+    rep = report(exploration, [
+        search("paper", 0, [0.1, 0.2, 0.3, 0.30], 0.50),
+        search("paper", 1, [0.1, 0.2, 0.3, 0.31], 0.51),
+        search("graft", 0, [0.2, 0.3, 0.4, 0.45], 0.60),
+        search("graft", 1, [0.2, 0.3, 0.4, 0.46], 0.61)])
+    rep.update(task="segmentation", command="x", machine="m", date="d")
+    for r in rep["searches"]:
+        r.update(best_proxy=max(r["curve"]), best_at=len(r["curve"]), rank1="Neg(y)",
+                 joined=0, joined_with_region_term=0)
+        r["retrained"]["std"] = 0.01
+    live = exploration.render(rep)
+    assert "0.4550 ± 0.0071" in live
+    assert exploration.render(json.loads(json.dumps(rep))) == live
