@@ -5,7 +5,8 @@
 # region operator Ratio_nhw (benchmarks/region_ops.py), and (issue 13.1, added 2026-12-04
 # after the six were done) region sums (mutation.region_sum) with the paper's operators and
 # with Ratio_nhw, and (issue 13.1, added 2026-12-04 later) region sums by term
-# (mutation.region_pick = "term") with Ratio_nhw, on
+# (mutation.region_pick = "term") with Ratio_nhw, and (issue 13.1, added 2026-12-04 after
+# ratio-regionterm was measured) the same with seg-rungs.toml's fidelity rungs, on
 # segmentation/mIoU with the calibrated 1,000 x 8 proxy: 2 search seeds each, budgets
 # raised together in stages of 50 proxy-training equivalents up to 150, then each rank-1
 # re-trained (full schedule, 3 seeds, test split) beside CE. Resumable: run it again;
@@ -25,5 +26,6 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant regionsum=benchmarks/configs/explore-regionsum.toml \
   --variant ratio-regionsum=benchmarks/configs/explore-ratio-regionsum.toml \
   --variant ratio-regionterm=benchmarks/configs/explore-ratio-regionterm.toml \
+  --variant ratio-regionterm-rungs=benchmarks/configs/explore-ratio-regionterm-rungs.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"
