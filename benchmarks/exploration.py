@@ -286,11 +286,12 @@ def _spread_verdict(a: tuple[float, float], b: tuple[float, float]) -> str:
             else "within the seed spread")
 
 
-def decision(rep: dict) -> str:
+def decision(rep: dict, summary: dict | None = None) -> str:
     """The rule of issue 18 in words: an option becomes a default only where it beats the
     first variant (the paper's operators) beyond the seed spread, on the best proxy score
-    at the last stage and on the rank-1 re-trained score alike."""
-    summary = variant_summary(rep)
+    at the last stage and on the rank-1 re-trained score alike. ``summary``: the report's
+    variant_summary where the caller has it."""
+    summary = summary or variant_summary(rep)
     first = next(iter(summary), None)
     if first is None:
         return ""
@@ -327,7 +328,7 @@ def variant_table(rep: dict) -> list[str]:
                      f"{_cell(v['retrained'], v['retrained_n'])} | {verdict} | "
                      f"{v.get('retrained_vs_first', '')} |")
     lines += ["", "Re-trained: the mean over search seeds of each rank-1's mean over its "
-              "re-training seeds; its sd is across search seeds.", "", decision(rep)]
+              "re-training seeds; its sd is across search seeds.", "", decision(rep, summary)]
     return lines
 
 
