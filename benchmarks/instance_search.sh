@@ -9,6 +9,9 @@
 # members (benchmarks/configs/instance-search-p500-init40.toml): `SEED=1
 # VARIANT=p500-init40 bash benchmarks/instance_search.sh` (files ...-s1-p500-init40; about
 # 3.5 hours of the 2 cores for the search).
+# A labelled Table 4-style experiment, the four box branches fixed to CE+L1 and only the
+# mask searched (benchmarks/configs/instance-search-p500-init40-maskonly.toml; not yet run):
+# `VARIANT=p500-init40-maskonly bash benchmarks/instance_search.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
