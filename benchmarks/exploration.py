@@ -49,12 +49,12 @@ def has_region_term(formula: str, task) -> bool:
 
 
 def offspring_kind(label: str) -> str:
-    """init, copy, reinit, crossover, sum, region_sum, graft (a mutation with a graft) or
-    mutate."""
+    """init, copy, reinit, crossover, sum, region_sum, graft (a mutation with a graft),
+    weight (a mutation with a weight) or mutate."""
     label = label.split(" with #")[0].split(":")[-1]
     if label in ("init", "copy", "reinit", "crossover", "sum", "region_sum"):
         return label
-    return "graft" if "graft" in label else "mutate"
+    return "graft" if "graft" in label else "weight" if "weight" in label else "mutate"
 
 
 def study_facts(path: Path, task, dead: float) -> dict:
@@ -79,13 +79,16 @@ def study_facts(path: Path, task, dead: float) -> dict:
         screen_s = sum(c.screen_s or 0.0 for c in cands)
         score = {c.id: c.score for c in cands if c.status in ("evaluated",
                                                                          "duplicate")}
-        sums = [c for c in done if c.mutation and offspring_kind(c.mutation) == "region_sum"]
-        region_sums = {"trained": len(sums),
-                       "best": max((c.score for c in sums if c.score is not None),
-                                   default=None),
-                       "above_parent": sum(c.score is not None and c.parent in score
-                                           and score[c.parent] is not None
-                                           and c.score > score[c.parent] for c in sums)}
+
+        def made_by(kind: str) -> dict:
+            """The trained children of one offspring kind: count, best, above parent."""
+            kids = [c for c in done if c.mutation and offspring_kind(c.mutation) == kind]
+            return {"trained": len(kids),
+                    "best": max((c.score for c in kids if c.score is not None),
+                                default=None),
+                    "above_parent": sum(c.score is not None and c.parent in score
+                                        and score[c.parent] is not None
+                                        and c.score > score[c.parent] for c in kids)}
         return {"evaluations": len(done), "spent": r.spent(), "best_proxy": best,
                 "best_at": best_at,
                 "below_dead": sum(c.score is None or c.score < dead for c in done),
@@ -93,7 +96,7 @@ def study_facts(path: Path, task, dead: float) -> dict:
                 "curve": curve, "joined": len(joined), "joined_with_region_term": region,
                 "rank1": top[0].formula if top else None,
                 "rank1_score": top[0].score if top else None, "offspring": kinds,
-                "region_sums": region_sums}
+                "region_sums": made_by("region_sum"), "weighted": made_by("weight")}
 
 
 def main() -> None:
@@ -217,6 +220,14 @@ def render(rep: dict) -> str:
                               f" (best {_num(r['region_sums']['best'])}, "
                               f"{r['region_sums']['above_parent']} above their parent a)"
                               for r in sums) + "."]
+    weighted = [r for r in rep["searches"] if (r.get("weighted") or {}).get("trained")]
+    if weighted:
+        lines += ["", "Weighted children (a mutation `weight`: part of the parent times a "
+                  "target-only region weight) trained: "
+                  + "; ".join(f"{r['variant']} seed {r['seed']} {r['weighted']['trained']}"
+                              f" (best {_num(r['weighted']['best'])}, "
+                              f"{r['weighted']['above_parent']} above their parent)"
+                              for r in weighted) + "."]
     lines += ["", *variant_table(rep)]
     return "\n".join(lines) + "\n"
 

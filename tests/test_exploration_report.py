@@ -88,3 +88,25 @@ def test_the_report_re_renders_from_its_json(exploration):
     live = exploration.render(rep)
     assert "0.4550 ± 0.0071" in live
     assert exploration.render(json.loads(json.dumps(rep))) == live
+
+
+def test_study_facts_count_weighted_children_of_a_real_search(exploration, tmp_path):
+    """The report counts the children a ``weight`` mutation made (trained, best, above
+    their parent) from a real study file."""
+    import autoloss_zero as az
+    from conftest import tiny_config
+
+    cfg = tiny_config(2)
+    cfg.mutation.weights = {"insert": 1.0, "weight": 3.0}
+    cfg.mutation.reinit = 0.0
+    path = tmp_path / "w.db"
+    with az.search("classification", "accuracy", 10, path, cfg, workers=1):
+        pass
+    facts = exploration.study_facts(path, az.get_task("classification"), 0.0)
+    assert facts["evaluations"] >= 10
+    assert facts["offspring"].get("weight", 0) >= 1
+    w = facts["weighted"]
+    assert 1 <= w["trained"] <= facts["evaluations"]
+    assert 0 <= w["above_parent"] <= w["trained"]
+    assert exploration.offspring_kind("insert+weight with #3") == "weight"
+    assert exploration.offspring_kind("graft+weight") == "graft"

@@ -447,6 +447,41 @@ def test_latex_and_sympy():
     assert r"\mathcal{L}_{\mathrm{a}}" in loss.latex()
 
 
+def test_weight_multiplies_a_node_by_a_target_only_region_weight():
+    """``weight`` turns a node into ``Mul(node, w)``, ``w`` a region operator over the
+    target (no prediction leaf, not the constant alone) under at most two unary
+    operators; CE can so become a class-weighted CE in one step."""
+    from autoloss_zero.expr.mutate import _walk, make_child, mutate
+
+    rng = np.random.default_rng(0)
+    cfg = MutationConfig(weights={"weight": 1.0}, mutations=1)
+    assert set(cfg.weights) == {"insert", "delete", "replace", "graft", "weight"}
+    parent = az.parse("Neg(Log(Mul(y, yhat)))")
+    region = {n for n in OPS.names if OPS[n].region}
+
+    def is_weight(side):
+        leaves = {x for x in _walk(side) if isinstance(x, str)}
+        ops = [x for x in _walk(side) if not isinstance(x, str)]
+        return "yhat" not in leaves and "y" in leaves and any(o[0] in region for o in ops)
+
+    seen = set()
+    for _ in range(2000):
+        child, label = make_child(parent, rng, LEAVES, OPS, cfg, "mutate")
+        assert label == "weight"
+        assert child.size > parent.size + 1
+        assert any(is_weight(side) for n in _walk(child.node)
+                   if not isinstance(n, str) and n[0] == "Mul" for side in n[1:]), str(child)
+        seen.add(str(child))
+    assert {"Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))",
+            "Mul(Inv(Mean_nhw(y)), Neg(Log(Mul(y, yhat))))"} & seen
+    # nothing to weigh with: no target leaf, no region operator, no prediction leaves
+    yhat_only = az.parse("Neg(Log(yhat))", leaves=("yhat", "1"))
+    assert mutate(yhat_only, 0, "weight", ("yhat", "1")) == yhat_only
+    no_region = [n for n in OPS.names if not OPS[n].region]
+    assert mutate(parent, 0, "weight", LEAVES, no_region) == parent
+    assert mutate(parent, 0, "weight", LEAVES, prediction=()) == parent
+
+
 def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
     from autoloss_zero.expr.mutate import make_child
 

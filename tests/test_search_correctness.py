@@ -226,6 +226,22 @@ def test_recombination_and_grafts_in_a_search(tmp_path, examples_on_path):
     assert any("graft" in m for m in labels)
 
 
+def test_weight_mutations_in_a_search(tmp_path):
+    """``weight`` (beyond the paper) multiplies part of the parent by a target-only
+    region weight: the child holds the weight and more nodes than its parent."""
+    cfg = tiny_config(2)
+    cfg.mutation.weights = {"insert": 1.0, "delete": 1.0, "replace": 1.0, "weight": 3.0}
+    cfg.mutation.reinit = 0.0
+    with az.search("classification", "accuracy", 12, tmp_path / "w.db", cfg,
+                   workers=1) as r:
+        rows = {c.id: c for c in r.candidates()}
+    weighted = [c for c in rows.values() if c.mutation == "weight+weight"]
+    assert weighted
+    for c in weighted:
+        assert c.formula.count("Mean_nhw(") >= rows[c.parent].formula.count("Mean_nhw(") + 2
+        assert az.parse(c.formula).size > az.parse(rows[c.parent].formula).size + 3
+
+
 def test_region_sums_in_a_search(tmp_path):
     """A region sum adds a region-level member (another group) to the tournament winner;
     without region operators the search goes on with the paper's offspring."""

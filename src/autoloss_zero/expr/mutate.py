@@ -18,6 +18,15 @@ an operator inserted above it.
   uniformly chosen node: a binary operator drawn uniformly joins the node and a random
   subtree of depth 1 or 2 (drawn uniformly), on a uniformly drawn side. One step can so
   add, e.g., a region-level term ``Mean_nhw(Mul(y, yhat))`` next to a per-pixel one.
+- ``weight`` (beyond the paper; weight 0 by default): a uniformly chosen node is
+  multiplied by a random target-only region weight, ``Mul(node, w)``: ``w`` is a region
+  operator drawn uniformly (e.g. ``Mean_nhw``) over a random tree of depth 0 or 1 over
+  the leaves that do not depend on the prediction (holding one other than the constant),
+  under 0, 1 or 2 (drawn uniformly) unary operators drawn uniformly, on a uniformly
+  drawn side. One step can so turn CE
+  into a class-weighted CE, e.g. ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a
+  weight per class, from the batch's class frequencies). A tree without such leaves, or
+  an operator set without ``Mul`` or a region operator, is returned unchanged.
 
 Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of two
 parents: ``crossover`` replaces a uniformly chosen subtree of the first by a uniformly
@@ -41,9 +50,19 @@ import numpy as np
 
 from .ops import OperatorSet, get_operators
 from .random import as_rng, below, check_leaves, grow
-from .tree import DEFAULT_LEAVES, MAX_DEPTH, MAX_SIZE, Expr, Node, _walk, node_depth, node_size
+from .tree import (
+    CONSTANT,
+    DEFAULT_LEAVES,
+    MAX_DEPTH,
+    MAX_SIZE,
+    Expr,
+    Node,
+    _walk,
+    node_depth,
+    node_size,
+)
 
-MUTATIONS = ("insert", "delete", "replace", "graft")
+MUTATIONS = ("insert", "delete", "replace", "graft", "weight")
 RECOMBINATIONS = ("crossover", "sum")
 MAX_INIT_DEPTH = 8
 """Largest ``mutation.depth``: a full binary tree of depth 8 has 511 nodes, within
@@ -61,9 +80,9 @@ class MutationConfig:
     mutations: int = 2
     """If neither: number of sequential mutations."""
     weights: dict = field(default_factory=lambda: {"insert": 1.0, "delete": 1.0, "replace": 1.0,
-                                                   "graft": 0.0})
+                                                   "graft": 0.0, "weight": 0.0})
     """Relative weights of the mutation kinds (uniform over the first three in the paper;
-    ``graft`` is ours, off by default)."""
+    ``graft`` and ``weight`` are ours, off by default)."""
     recombine: float = 0.0
     """Probability that a child is a recombination of two tournament winners (0: the
     paper); else the paper's copy / re-initialize / mutate procedure."""
@@ -111,6 +130,8 @@ class MutationConfig:
                 raise ValueError(f"mutation.weights.{k} must be a finite number, got {w!r:.40}")
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("mutation.weights must be >= 0 with a positive sum")
+        # a kind left out weighs 0 (studies made before a kind existed compare equal)
+        self.weights = {k: self.weights.get(k, 0.0) for k in MUTATIONS}
         if self.region_pick not in ("member", "term"):
             raise ValueError(f"mutation.region_pick must be 'member' or 'term', got "
                              f"{self.region_pick!r:.40}")
@@ -164,7 +185,7 @@ def _put(node: Node, path: tuple, new: Node) -> Node:
     return node[:i] + (_put(node[i], path[1:], new),) + node[i + 1 :]
 
 
-def _insert(node, rng, leaves, ops):
+def _insert(node, rng, leaves, ops, prediction=()):
     paths = _paths(node)
     path = paths[below(rng, len(paths))]
     target = _get(node, path)
@@ -177,7 +198,7 @@ def _insert(node, rng, leaves, ops):
     return _put(node, path, new)
 
 
-def _delete(node, rng, leaves, ops):
+def _delete(node, rng, leaves, ops, prediction=()):
     paths = _paths(node, ops_only=True)
     if not paths:
         return node
@@ -187,7 +208,7 @@ def _delete(node, rng, leaves, ops):
     return _put(node, path, kept)
 
 
-def _replace(node, rng, leaves, ops):
+def _replace(node, rng, leaves, ops, prediction=()):
     paths = _paths(node)
     path = paths[below(rng, len(paths))]
     target = _get(node, path)
@@ -203,7 +224,7 @@ def _replace(node, rng, leaves, ops):
     return _put(node, path, (name, *children))
 
 
-def _graft(node, rng, leaves, ops):
+def _graft(node, rng, leaves, ops, prediction=()):
     paths = _paths(node)
     path = paths[below(rng, len(paths))]
     target = _get(node, path)
@@ -216,7 +237,28 @@ def _graft(node, rng, leaves, ops):
     return _put(node, path, new)
 
 
-_DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace, "graft": _graft}
+def _weight(node, rng, leaves, ops, prediction=()):
+    plain = tuple(leaf for leaf in leaves if leaf not in set(prediction))
+    region = tuple(n for n in ops.names if ops[n].region)
+    if not prediction or set(plain) <= {CONSTANT} or not region or "Mul" not in ops.names:
+        return node
+    paths = _paths(node)
+    path = paths[below(rng, len(paths))]
+    target = _get(node, path)
+    for _ in range(100):  # a term over the constant alone is constant: drawn again
+        inner = grow(rng, below(rng, 2), plain, ops)
+        if any(isinstance(n, str) and n != CONSTANT for n in _walk(inner)):
+            break
+    term = (region[below(rng, len(region))], inner)
+    unary = ops.unary
+    for _ in range(below(rng, 3) if unary else 0):
+        term = (unary[below(rng, len(unary))], term)
+    new = ("Mul", target, term) if rng.random() < 0.5 else ("Mul", term, target)
+    return _put(node, path, new)
+
+
+_DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace, "graft": _graft,
+             "weight": _weight}
 
 
 def recombine(a: Node, b: Node, rng: np.random.Generator, how: str) -> Node:
@@ -236,12 +278,15 @@ def mutate(
     kind: str,
     leaves: Sequence[str] = DEFAULT_LEAVES,
     operators: OperatorSet | Sequence[str] | None = None,
+    prediction: Sequence[str] = ("yhat",),
 ) -> Expr:
-    """Apply one mutation ``kind`` (one of :data:`MUTATIONS`)."""
+    """Apply one mutation ``kind`` (one of :data:`MUTATIONS`); ``prediction``: the leaves
+    that depend on the prediction (``weight`` builds its term from the others)."""
     fn = _DISPATCH.get(kind)
     if fn is None:
         raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(MUTATIONS)}")
-    return Expr(fn(expr.node, as_rng(rng), check_leaves(leaves), get_operators(operators)))
+    return Expr(fn(expr.node, as_rng(rng), check_leaves(leaves), get_operators(operators),
+                   tuple(prediction)))
 
 
 def _draw_kind(rng: np.random.Generator, weights: dict, names=MUTATIONS) -> str:
@@ -282,10 +327,12 @@ def make_child(
     config: MutationConfig,
     kind: str,
     other: Expr | None = None,
+    prediction: Sequence[str] = ("yhat",),
 ) -> tuple[Expr, str]:
     """One child of a given kind and its label (``copy``, ``reinit``, e.g.
     ``insert+replace``, or ``crossover``/``sum`` with the second parent ``other``); with
-    ``max_size``, redrawn (same kind) until it fits."""
+    ``max_size``, redrawn (same kind) until it fits. ``prediction``: the leaves that
+    depend on the prediction (for ``weight``)."""
     if kind == "copy":
         return expr, "copy"
     if kind not in OFFSPRING_KINDS:
@@ -314,7 +361,7 @@ def make_child(
             node, kinds = expr.node, []
             for _ in range(config.mutations):
                 k = _draw_kind(rng, config.weights)
-                node = _DISPATCH[k](node, rng, leaves, ops)
+                node = _DISPATCH[k](node, rng, leaves, ops, prediction)
                 kinds.append(k)
             label = "+".join(kinds)
         if within_limits(node, config.max_size):

@@ -155,7 +155,8 @@ class CandidateMaker:
         loss, labels = parent, []
         for b in chosen:
             child, label = make_child(loss[b.name], rng, b.leaves, self.ops, self.mutation,
-                                      kind, None if other is None else other[b.name])
+                                      kind, None if other is None else other[b.name],
+                                      b.prediction_leaves)
             loss = loss.replace(b.name, child)
             labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
         return loss, ";".join(labels)
