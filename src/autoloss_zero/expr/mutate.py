@@ -23,9 +23,9 @@ an operator inserted above it.
   operator drawn uniformly (e.g. ``Mean_nhw``) over a random tree of depth 0 or 1 over
   the leaves that do not depend on the prediction (holding one other than the constant),
   under 0, 1 or 2 (drawn uniformly) unary operators drawn uniformly, on a uniformly
-  drawn side. One step can so turn CE
-  into a class-weighted CE, e.g. ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a
-  weight per class, from the batch's class frequencies). A tree without such leaves, or
+  drawn side. One step can so turn CE into a class-weighted CE, e.g.
+  ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a weight per class, from the
+  batch's class frequencies). A tree without such leaves, or
   an operator set without ``Mul`` or a region operator, is returned unchanged.
 
 Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of two
