@@ -185,10 +185,15 @@ def _put(node: Node, path: tuple, new: Node) -> Node:
     return node[:i] + (_put(node[i], path[1:], new),) + node[i + 1 :]
 
 
-def _insert(node, rng, leaves, ops, prediction=()):
+def _pick(node: Node, rng: np.random.Generator) -> tuple[tuple, Node]:
+    """A uniformly chosen node of the tree: its path and the subtree there."""
     paths = _paths(node)
     path = paths[below(rng, len(paths))]
-    target = _get(node, path)
+    return path, _get(node, path)
+
+
+def _insert(node, rng, leaves, ops, prediction=()):
+    path, target = _pick(node, rng)
     name = ops.names[below(rng, len(ops.names))]
     if ops.arity[name] == 1:
         new = (name, target)
@@ -209,9 +214,7 @@ def _delete(node, rng, leaves, ops, prediction=()):
 
 
 def _replace(node, rng, leaves, ops, prediction=()):
-    paths = _paths(node)
-    path = paths[below(rng, len(paths))]
-    target = _get(node, path)
+    path, target = _pick(node, rng)
     current = None if isinstance(target, str) else target[0]
     choices = [n for n in ops.names if n != current] or list(ops.names)
     name = choices[below(rng, len(choices))]
@@ -225,9 +228,7 @@ def _replace(node, rng, leaves, ops, prediction=()):
 
 
 def _graft(node, rng, leaves, ops, prediction=()):
-    paths = _paths(node)
-    path = paths[below(rng, len(paths))]
-    target = _get(node, path)
+    path, target = _pick(node, rng)
     binary = ops.binary or ops.names
     name = binary[below(rng, len(binary))]
     term = grow(rng, 1 + below(rng, 2), leaves, ops)
@@ -238,13 +239,11 @@ def _graft(node, rng, leaves, ops, prediction=()):
 
 
 def _weight(node, rng, leaves, ops, prediction=()):
-    plain = tuple(leaf for leaf in leaves if leaf not in set(prediction))
+    plain = tuple(leaf for leaf in leaves if leaf not in prediction)
     region = tuple(n for n in ops.names if ops[n].region)
     if not prediction or set(plain) <= {CONSTANT} or not region or "Mul" not in ops.names:
         return node
-    paths = _paths(node)
-    path = paths[below(rng, len(paths))]
-    target = _get(node, path)
+    path, target = _pick(node, rng)
     for _ in range(100):  # a term over the constant alone is constant: drawn again
         inner = grow(rng, below(rng, 2), plain, ops)
         if any(isinstance(n, str) and n != CONSTANT for n in _walk(inner)):
