@@ -8,7 +8,9 @@
 # (mutation.region_pick = "term") with Ratio_nhw, and (issue 13.1, added 2026-12-04 after
 # ratio-regionterm was measured) the same with seg-rungs.toml's fidelity rungs, on
 # segmentation/mIoU, and (issue 13.1, added 2026-12-05) the paper's operators plus the
-# mutation `weight` (a node times a target-only region weight), with the calibrated
+# mutation `weight` (a node times a target-only region weight), and (issue 13.1, added
+# 2026-12-05 after `weight` was measured) the same with half the weights inverted
+# (`weight_inverse = 0.5`), with the calibrated
 # 1,000 x 8 proxy: 2 search seeds each, budgets raised together in stages of 50
 # proxy-training equivalents up to 150, then each rank-1 re-trained (full schedule,
 # 3 seeds, test split) beside CE. Resumable: run it again;
@@ -30,5 +32,6 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant ratio-regionterm=benchmarks/configs/explore-ratio-regionterm.toml \
   --variant ratio-regionterm-rungs=benchmarks/configs/explore-ratio-regionterm-rungs.toml \
   --variant weight=benchmarks/configs/explore-weight.toml \
+  --variant weight-inv=benchmarks/configs/explore-weight-inv.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"

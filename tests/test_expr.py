@@ -482,6 +482,41 @@ def test_weight_multiplies_a_node_by_a_target_only_region_weight():
     assert mutate(parent, 0, "weight", LEAVES, prediction=()) == parent
 
 
+def test_weight_inverse_inverts_the_weight_and_changes_nothing_at_zero():
+    """``weight_inverse`` = 1 puts every weight under ``Inv`` (rare classes weigh more);
+    0 draws exactly what the plain ``weight`` draws (old studies resume unchanged)."""
+    from autoloss_zero.expr.mutate import _walk, make_child
+
+    parent = az.parse("Neg(Log(Mul(y, yhat)))")
+    region = {n for n in OPS.names if OPS[n].region}
+
+    def weights(node):  # the target-only sides of the Mul nodes that weight added
+        for n in _walk(node):
+            if not isinstance(n, str) and n[0] == "Mul":
+                for side in n[1:]:
+                    leaves = {x for x in _walk(side) if isinstance(x, str)}
+                    if "yhat" not in leaves and "y" in leaves and any(
+                            not isinstance(o, str) and o[0] in region for o in _walk(side)):
+                        yield side
+
+    def children(cfg, n=300):
+        rng = np.random.default_rng(1)
+        return [make_child(parent, rng, LEAVES, OPS, cfg, "mutate")[0] for _ in range(n)]
+
+    inv = children(MutationConfig(weights={"weight": 1.0}, mutations=1, weight_inverse=1.0))
+    assert all(any(w[0] == "Inv" for w in weights(c.node)) for c in inv)
+    plain = children(MutationConfig(weights={"weight": 1.0}, mutations=1))
+    assert plain == children(MutationConfig(weights={"weight": 1.0}, mutations=1,
+                                            weight_inverse=0.0))
+    share = sum(any(w[0] == "Inv" for w in weights(c.node)) for c in plain) / len(plain)
+    assert share < 0.5  # drawn unary operators alone rarely end in Inv
+    half = children(MutationConfig(weights={"weight": 1.0}, mutations=1, weight_inverse=0.5))
+    assert share < sum(any(w[0] == "Inv" for w in weights(c.node)) for c in half) / 300 < 1
+    for bad in (1.5, -0.1, "x", True):
+        with pytest.raises(ValueError, match="weight_inverse"):
+            MutationConfig(weight_inverse=bad)
+
+
 def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
     from autoloss_zero.expr.mutate import make_child
 

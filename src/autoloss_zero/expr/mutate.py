@@ -23,7 +23,8 @@ an operator inserted above it.
   operator drawn uniformly (e.g. ``Mean_nhw``) over a random tree of depth 0 or 1 over
   the leaves that do not depend on the prediction (holding one other than the constant),
   under 0, 1 or 2 (drawn uniformly) unary operators drawn uniformly, on a uniformly
-  drawn side. One step can so turn CE into a class-weighted CE, e.g.
+  drawn side; with ``weight_inverse`` = p > 0, the weight is ``Inv(w)`` with
+  probability p (rare classes weigh more). One step can so turn CE into a class-weighted CE, e.g.
   ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a weight per class, from the
   batch's class frequencies). A tree without such leaves, or
   an operator set without ``Mul`` or a region operator, is returned unchanged.
@@ -99,6 +100,12 @@ class MutationConfig:
     ``a``'s group hold and ``a`` does not, negated with probability 1/2. Why ``term``: a
     region term that helps CE may train to nothing alone, so its member never wins a
     tournament (benchmarks/region_terms.py)."""
+    weight_inverse: float = 0.0
+    """Probability that the mutation ``weight`` inverts its weight, ``Inv(w)`` (needs
+    ``Inv`` among the operators; 0: as drawn). Why: in the exploration variant ``weight``
+    every weight put on a CE-like member grew with the class frequency (it up-weights the
+    background) and trained below its parent, while the class-balanced CE re-trains above
+    CE (benchmarks/README.md, "weight")."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -135,7 +142,7 @@ class MutationConfig:
         if self.region_pick not in ("member", "term"):
             raise ValueError(f"mutation.region_pick must be 'member' or 'term', got "
                              f"{self.region_pick!r:.40}")
-        for name in ("recombine", "region_sum"):
+        for name in ("recombine", "region_sum", "weight_inverse"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"mutation.{name} must be in [0, 1], got {v!r:.40}")
@@ -238,7 +245,7 @@ def _graft(node, rng, leaves, ops, prediction=()):
     return _put(node, path, new)
 
 
-def _weight(node, rng, leaves, ops, prediction=()):
+def _weight(node, rng, leaves, ops, prediction=(), inverse=0.0):
     plain = tuple(leaf for leaf in leaves if leaf not in prediction)
     region = tuple(n for n in ops.names if ops[n].region)
     if not prediction or set(plain) <= {CONSTANT} or not region or "Mul" not in ops.names:
@@ -252,6 +259,8 @@ def _weight(node, rng, leaves, ops, prediction=()):
     unary = ops.unary
     for _ in range(below(rng, 3) if unary else 0):
         term = (unary[below(rng, len(unary))], term)
+    if inverse and "Inv" in ops.names and rng.random() < inverse:  # no draw when 0
+        term = ("Inv", term)
     new = ("Mul", target, term) if rng.random() < 0.5 else ("Mul", term, target)
     return _put(node, path, new)
 
@@ -360,7 +369,10 @@ def make_child(
             node, kinds = expr.node, []
             for _ in range(config.mutations):
                 k = _draw_kind(rng, config.weights)
-                node = _DISPATCH[k](node, rng, leaves, ops, prediction)
+                if k == "weight":
+                    node = _weight(node, rng, leaves, ops, prediction, config.weight_inverse)
+                else:
+                    node = _DISPATCH[k](node, rng, leaves, ops, prediction)
                 kinds.append(k)
             label = "+".join(kinds)
         if within_limits(node, config.max_size):
