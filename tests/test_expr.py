@@ -447,30 +447,38 @@ def test_latex_and_sympy():
     assert r"\mathcal{L}_{\mathrm{a}}" in loss.latex()
 
 
+def _weight_sides(node):
+    """The target-only sides of ``Mul`` nodes (a region operator over ``y``, no ``yhat``):
+    the weights that the mutation ``weight`` adds."""
+    from autoloss_zero.expr.mutate import _walk
+
+    region = {n for n in OPS.names if OPS[n].region}
+    for n in _walk(node):
+        if not isinstance(n, str) and n[0] == "Mul":
+            for side in n[1:]:
+                leaves = {x for x in _walk(side) if isinstance(x, str)}
+                if "yhat" not in leaves and "y" in leaves and any(
+                        not isinstance(o, str) and o[0] in region for o in _walk(side)):
+                    yield side
+
+
 def test_weight_multiplies_a_node_by_a_target_only_region_weight():
     """``weight`` turns a node into ``Mul(node, w)``, ``w`` a region operator over the
     target (no prediction leaf, not the constant alone) under at most two unary
     operators; CE can so become a class-weighted CE in one step."""
-    from autoloss_zero.expr.mutate import _walk, make_child, mutate
+    from autoloss_zero.expr.mutate import make_child, mutate
 
     rng = np.random.default_rng(0)
     cfg = MutationConfig(weights={"weight": 1.0}, mutations=1)
     assert set(cfg.weights) == {"insert", "delete", "replace", "graft", "weight"}
     parent = az.parse("Neg(Log(Mul(y, yhat)))")
-    region = {n for n in OPS.names if OPS[n].region}
-
-    def is_weight(side):
-        leaves = {x for x in _walk(side) if isinstance(x, str)}
-        ops = [x for x in _walk(side) if not isinstance(x, str)]
-        return "yhat" not in leaves and "y" in leaves and any(o[0] in region for o in ops)
 
     seen = set()
     for _ in range(2000):
         child, label = make_child(parent, rng, LEAVES, OPS, cfg, "mutate")
         assert label == "weight"
         assert child.size > parent.size + 1
-        assert any(is_weight(side) for n in _walk(child.node)
-                   if not isinstance(n, str) and n[0] == "Mul" for side in n[1:]), str(child)
+        assert any(_weight_sides(child.node)), str(child)
         seen.add(str(child))
     assert {"Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))",
             "Mul(Inv(Mean_nhw(y)), Neg(Log(Mul(y, yhat))))"} & seen
@@ -485,19 +493,10 @@ def test_weight_multiplies_a_node_by_a_target_only_region_weight():
 def test_weight_inverse_inverts_the_weight_and_changes_nothing_at_zero():
     """``weight_inverse`` = 1 puts every weight under ``Inv`` (rare classes weigh more);
     0 draws exactly what the plain ``weight`` draws (old studies resume unchanged)."""
-    from autoloss_zero.expr.mutate import _walk, make_child
+    from autoloss_zero.expr.mutate import make_child
 
     parent = az.parse("Neg(Log(Mul(y, yhat)))")
-    region = {n for n in OPS.names if OPS[n].region}
-
-    def weights(node):  # the target-only sides of the Mul nodes that weight added
-        for n in _walk(node):
-            if not isinstance(n, str) and n[0] == "Mul":
-                for side in n[1:]:
-                    leaves = {x for x in _walk(side) if isinstance(x, str)}
-                    if "yhat" not in leaves and "y" in leaves and any(
-                            not isinstance(o, str) and o[0] in region for o in _walk(side)):
-                        yield side
+    weights = _weight_sides
 
     def children(cfg, n=300):
         rng = np.random.default_rng(1)

@@ -199,7 +199,7 @@ def _pick(node: Node, rng: np.random.Generator) -> tuple[tuple, Node]:
     return path, _get(node, path)
 
 
-def _insert(node, rng, leaves, ops, prediction=()):
+def _insert(node, rng, leaves, ops, prediction=(), config=None):
     path, target = _pick(node, rng)
     name = ops.names[below(rng, len(ops.names))]
     if ops.arity[name] == 1:
@@ -210,7 +210,7 @@ def _insert(node, rng, leaves, ops, prediction=()):
     return _put(node, path, new)
 
 
-def _delete(node, rng, leaves, ops, prediction=()):
+def _delete(node, rng, leaves, ops, prediction=(), config=None):
     paths = _paths(node, ops_only=True)
     if not paths:
         return node
@@ -220,7 +220,7 @@ def _delete(node, rng, leaves, ops, prediction=()):
     return _put(node, path, kept)
 
 
-def _replace(node, rng, leaves, ops, prediction=()):
+def _replace(node, rng, leaves, ops, prediction=(), config=None):
     path, target = _pick(node, rng)
     current = None if isinstance(target, str) else target[0]
     choices = [n for n in ops.names if n != current] or list(ops.names)
@@ -234,7 +234,7 @@ def _replace(node, rng, leaves, ops, prediction=()):
     return _put(node, path, (name, *children))
 
 
-def _graft(node, rng, leaves, ops, prediction=()):
+def _graft(node, rng, leaves, ops, prediction=(), config=None):
     path, target = _pick(node, rng)
     binary = ops.binary or ops.names
     name = binary[below(rng, len(binary))]
@@ -245,7 +245,7 @@ def _graft(node, rng, leaves, ops, prediction=()):
     return _put(node, path, new)
 
 
-def _weight(node, rng, leaves, ops, prediction=(), inverse=0.0):
+def _weight(node, rng, leaves, ops, prediction=(), config=None):
     plain = tuple(leaf for leaf in leaves if leaf not in prediction)
     region = tuple(n for n in ops.names if ops[n].region)
     if not prediction or set(plain) <= {CONSTANT} or not region or "Mul" not in ops.names:
@@ -259,6 +259,7 @@ def _weight(node, rng, leaves, ops, prediction=(), inverse=0.0):
     unary = ops.unary
     for _ in range(below(rng, 3) if unary else 0):
         term = (unary[below(rng, len(unary))], term)
+    inverse = config.weight_inverse if config is not None else 0.0
     if inverse and "Inv" in ops.names and rng.random() < inverse:  # no draw when 0
         term = ("Inv", term)
     new = ("Mul", target, term) if rng.random() < 0.5 else ("Mul", term, target)
@@ -287,14 +288,16 @@ def mutate(
     leaves: Sequence[str] = DEFAULT_LEAVES,
     operators: OperatorSet | Sequence[str] | None = None,
     prediction: Sequence[str] = ("yhat",),
+    config: MutationConfig | None = None,
 ) -> Expr:
     """Apply one mutation ``kind`` (one of :data:`MUTATIONS`); ``prediction``: the leaves
-    that depend on the prediction (``weight`` builds its term from the others)."""
+    that depend on the prediction (``weight`` builds its term from the others);
+    ``config``: options a kind reads (``weight_inverse``; none: the defaults)."""
     fn = _DISPATCH.get(kind)
     if fn is None:
         raise ValueError(f"unknown mutation {kind!r}; known: {', '.join(MUTATIONS)}")
     return Expr(fn(expr.node, as_rng(rng), check_leaves(leaves), get_operators(operators),
-                   tuple(prediction)))
+                   tuple(prediction), config))
 
 
 def _draw_kind(rng: np.random.Generator, weights: dict, names=MUTATIONS) -> str:
@@ -369,10 +372,7 @@ def make_child(
             node, kinds = expr.node, []
             for _ in range(config.mutations):
                 k = _draw_kind(rng, config.weights)
-                if k == "weight":
-                    node = _weight(node, rng, leaves, ops, prediction, config.weight_inverse)
-                else:
-                    node = _DISPATCH[k](node, rng, leaves, ops, prediction)
+                node = _DISPATCH[k](node, rng, leaves, ops, prediction, config)
                 kinds.append(k)
             label = "+".join(kinds)
         if within_limits(node, config.max_size):
