@@ -14,18 +14,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CONFIG=${CONFIG:-benchmarks/configs/table2-segmentation.toml}
+# OUT: where the studies and results go (another config gets its own folder);
+# METRICS: the metric:budget pairs to run (default: all six); TABLE7=0 skips the Table 7 step
+OUT=${OUT:-results/table2}
+METRICS=${METRICS:-"miou:300 bf1:300 fwiou:100 gacc:100 macc:100 biou:100"}
+TABLE7=${TABLE7:-1}
+mkdir -p "$OUT"
 SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --baseline dpce --baseline ssim --baseline focal"
-for pair in miou:300 bf1:300 fwiou:100 gacc:100 macc:100 biou:100; do
+for pair in $METRICS; do
   metric=${pair%:*}; budget=${pair#*:}
   transfer=""
   [ "$metric" = miou ] && transfer="--variant large --variant digits --variant-baseline ce"
   $PY benchmarks/search_and_compare.py --task segmentation --metric "$metric" \
     --budget "$budget" --config "$CONFIG" --confirm-top 3 --confirm-seeds 3 --seeds 3 --top 1 $SEG_BASELINES $transfer --workers 2 \
-    --runs results/segmentation.runs.jsonl --out "results/table2/segmentation-$metric"
+    --runs results/segmentation.runs.jsonl --out "$OUT/segmentation-$metric"
 done
-$PY benchmarks/table2.py --results results/table2 > results/table2/segmentation-table2.md
+$PY benchmarks/table2.py --results "$OUT" > "$OUT/segmentation-table2.md"
 # Table 7 in miniature again, with the same config (random search vs AutoLoss-Zero, 100
 # proxy-training equivalents each, best loss re-trained beside CE)
+[ "$TABLE7" = 0 ] && exit 0
 $PY benchmarks/table7_random_search.py --task segmentation --metric miou --budget 100 \
   --seeds 3 --workers 2 --config "$CONFIG" --runs results/segmentation.runs.jsonl \
-  --out results/table2/table7-segmentation-miou
+  --out "$OUT/table7-segmentation-miou"
