@@ -496,21 +496,23 @@ def test_weight_inverse_inverts_the_weight_and_changes_nothing_at_zero():
     from autoloss_zero.expr.mutate import make_child
 
     parent = az.parse("Neg(Log(Mul(y, yhat)))")
-    weights = _weight_sides
+
+    def inverted(child):  # a weight that weight added sits under Inv
+        return any(w[0] == "Inv" for w in _weight_sides(child.node))
 
     def children(cfg, n=300):
         rng = np.random.default_rng(1)
         return [make_child(parent, rng, LEAVES, OPS, cfg, "mutate")[0] for _ in range(n)]
 
     inv = children(MutationConfig(weights={"weight": 1.0}, mutations=1, weight_inverse=1.0))
-    assert all(any(w[0] == "Inv" for w in weights(c.node)) for c in inv)
+    assert all(inverted(c) for c in inv)
     plain = children(MutationConfig(weights={"weight": 1.0}, mutations=1))
     assert plain == children(MutationConfig(weights={"weight": 1.0}, mutations=1,
                                             weight_inverse=0.0))
-    share = sum(any(w[0] == "Inv" for w in weights(c.node)) for c in plain) / len(plain)
+    share = sum(inverted(c) for c in plain) / len(plain)
     assert share < 0.5  # drawn unary operators alone rarely end in Inv
     half = children(MutationConfig(weights={"weight": 1.0}, mutations=1, weight_inverse=0.5))
-    assert share < sum(any(w[0] == "Inv" for w in weights(c.node)) for c in half) / 300 < 1
+    assert share < sum(inverted(c) for c in half) / 300 < 1
     for bad in (1.5, -0.1, "x", True):
         with pytest.raises(ValueError, match="weight_inverse"):
             MutationConfig(weight_inverse=bad)
