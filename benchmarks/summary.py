@@ -4,7 +4,9 @@ the README's results table from the same data.
 Reads each ``results/*.json`` written by ``search_and_compare.py`` (a search, then the
 rank-1 loss and the baselines re-trained with the full schedule on the test split), and
 the files comparing search settings (``side_by_side.py``, ``exploration.py``: one entry
-per re-trained search, with its ``setting``), and
+per re-trained search, with its ``setting``), and the ``autoloss-zero compare --json`` files
+of labelled confirmations (a searched ``study:FILE#K`` loss re-trained beside baselines: the
+metric is the one its study searched, read from the study file), and
 keeps, per file: the task, the metric, the searched formula, the search's evaluations,
 and mean / std / seeds of the target metric for the searched loss and each baseline.
 Files made before the search-correctness fixes (2026-12-01, issue 16) are marked.
@@ -17,6 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from autoloss_zero.errors import StudyError
+from autoloss_zero.search.study import StudyReader
 
 FIXED = "2026-12-01"
 """Results dated before this were made before the search-correctness fixes."""
@@ -77,6 +82,36 @@ def setting_entries(path: Path) -> list[dict]:
     return out
 
 
+def compare_entries(path: Path) -> list[dict]:
+    """Entries of an ``autoloss-zero compare --json`` file: one per searched ``study:`` loss,
+    reported on the metric its study searched, with the study's spent equivalents."""
+    data = json.loads(path.read_text())
+    if "losses" not in data or "metrics" not in data or "leaderboard" in data:
+        return []
+    out = []
+    for row in data["losses"]:
+        if not row["loss"].startswith("study:"):
+            continue
+        study = Path(row["loss"][len("study:"):].rsplit("#", 1)[0])
+        if not study.exists():
+            continue
+        with StudyReader(study) as reader:
+            metric, spent = reader.meta()["metric"], reader.spent()
+        if row["metrics"].get(metric, {}).get("mean") is None:
+            continue
+        out.append({
+            "file": str(path), "task": data["task"], "metric": metric,
+            "setting": f"labelled: {row['loss']} confirmed, re-trained",
+            "formula": row.get("formula"), "evaluations": round(spent),
+            "date": data.get("date"), "before_search_fixes": False,
+            "link": str(path.parent / "README.md"), "searched": _stats(row, metric),
+            "baselines": {r["loss"]: _stats(r, metric) for r in data["losses"]
+                          if not r["loss"].startswith("study:")
+                          and r["metrics"].get(metric, {}).get("mean") is not None},
+        })
+    return out
+
+
 def markdown(entries: list[dict]) -> str:
     lines = ["| task / metric | search | searched loss (rank 1) | re-trained, full schedule "
              "(test) | baselines |", "|---|---|---|---|---|"]
@@ -87,9 +122,10 @@ def markdown(entries: list[dict]) -> str:
         note = " (made before the search fixes)" if e["before_search_fixes"] else ""
         if e.get("setting"):
             note += f", {e['setting']}"
+        link = e.get("link") or e["file"].replace(".json", ".md")
         lines.append(f"| {e['task']} / {e['metric']} | {e['evaluations']} evaluations{note} | "
                      f"`{e['formula']}` | {s['mean']:.3f} ± {s['std']:.3f} ({s['seeds']} "
-                     f"seeds) | {base} ([file]({e['file'].replace('.json', '.md')})) |")
+                     f"seeds) | {base} ([file]({link})) |")
     return "\n".join(lines) + "\n"
 
 
@@ -104,12 +140,10 @@ def main() -> None:
             continue
         try:
             e = entry(path)
-        except (json.JSONDecodeError, KeyError, TypeError, StopIteration):
+            entries += [e] if e is not None else (setting_entries(path)
+                                                  or compare_entries(path))
+        except (json.JSONDecodeError, KeyError, TypeError, StopIteration, StudyError):
             continue
-        if e is not None:
-            entries.append(e)
-        else:
-            entries += setting_entries(path)
     Path(args.out).write_text(json.dumps({"entries": entries}, indent=1) + "\n")
     print(markdown(entries))
 
