@@ -518,6 +518,31 @@ def test_weight_inverse_inverts_the_weight_and_changes_nothing_at_zero():
             MutationConfig(weight_inverse=bad)
 
 
+def test_weight_root_weighs_the_whole_loss_and_changes_nothing_at_zero():
+    """``weight_root`` = 1 multiplies the whole tree (a class-weighted CE from CE every
+    time); 0 draws exactly what the plain ``weight`` draws (old studies resume unchanged)."""
+    from autoloss_zero.expr.mutate import make_child
+
+    parent = az.parse("Neg(Log(Mul(y, yhat)))")
+
+    def children(cfg, n=200):
+        rng = np.random.default_rng(2)
+        return [make_child(parent, rng, LEAVES, OPS, cfg, "mutate")[0] for _ in range(n)]
+
+    def at_root(child):  # Mul(parent, w) or Mul(w, parent)
+        return child.node[0] == "Mul" and parent.node in child.node[1:]
+
+    rooted = children(MutationConfig(weights={"weight": 1.0}, mutations=1, weight_root=1.0))
+    assert all(at_root(c) for c in rooted)
+    plain = children(MutationConfig(weights={"weight": 1.0}, mutations=1))
+    assert plain == children(MutationConfig(weights={"weight": 1.0}, mutations=1,
+                                            weight_root=0.0))
+    assert 0 < sum(at_root(c) for c in plain) < len(plain) / 2  # 1 of CE's 5 nodes
+    for bad in (1.5, -0.1, "x", True):
+        with pytest.raises(ValueError, match="weight_root"):
+            MutationConfig(weight_root=bad)
+
+
 def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
     from autoloss_zero.expr.mutate import make_child
 

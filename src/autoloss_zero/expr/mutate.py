@@ -24,9 +24,10 @@ an operator inserted above it.
   the leaves that do not depend on the prediction (holding one other than the constant),
   under 0, 1 or 2 (drawn uniformly) unary operators drawn uniformly, on a uniformly
   drawn side; with ``weight_inverse`` = p > 0, the weight is ``Inv(w)`` with
-  probability p (rare classes weigh more). One step can so turn CE into a class-weighted CE, e.g.
-  ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a weight per class, from the
-  batch's class frequencies). A tree without such leaves, or
+  probability p (rare classes weigh more); with ``weight_root`` = q > 0, the weight
+  multiplies the whole tree with probability q. One step can so turn CE into a
+  class-weighted CE, e.g. ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a weight
+  per class, from the batch's class frequencies). A tree without such leaves, or
   an operator set without ``Mul`` or a region operator, is returned unchanged.
 
 Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of two
@@ -106,6 +107,12 @@ class MutationConfig:
     every weight put on a CE-like member grew with the class frequency (it up-weights the
     background) and trained below its parent, while the class-balanced CE re-trains above
     CE (benchmarks/README.md, "weight")."""
+    weight_root: float = 0.0
+    """Probability that the mutation ``weight`` multiplies the whole tree, ``Mul(root, w)``
+    (a re-weighting of every pixel's loss, as class-weighted losses do), rather than a
+    uniformly chosen node (0: always a uniformly chosen node). Why: a weight under a
+    ``Log`` only adds a constant (CE's gradient is unchanged), so on CE's five nodes only
+    two places make a class-weighted CE (benchmarks/weight_reach.py)."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -142,7 +149,7 @@ class MutationConfig:
         if self.region_pick not in ("member", "term"):
             raise ValueError(f"mutation.region_pick must be 'member' or 'term', got "
                              f"{self.region_pick!r:.40}")
-        for name in ("recombine", "region_sum", "weight_inverse"):
+        for name in ("recombine", "region_sum", "weight_inverse", "weight_root"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"mutation.{name} must be in [0, 1], got {v!r:.40}")
@@ -250,7 +257,11 @@ def _weight(node, rng, leaves, ops, prediction=(), config=None):
     region = tuple(n for n in ops.names if ops[n].region)
     if not prediction or set(plain) <= {CONSTANT} or not region or "Mul" not in ops.names:
         return node
-    path, target = _pick(node, rng)
+    root = config.weight_root if config is not None else 0.0
+    if root and rng.random() < root:  # no draw when 0: the whole loss is re-weighted
+        path, target = (), node
+    else:
+        path, target = _pick(node, rng)
     for _ in range(100):  # a term over the constant alone is constant: drawn again
         inner = grow(rng, below(rng, 2), plain, ops)
         if any(isinstance(n, str) and n != CONSTANT for n in _walk(inner)):

@@ -1,0 +1,178 @@
+"""How often one evolution step from cross-entropy makes a class-weighted CE (issue 13.1).
+
+The segmentation searches reach the class-balanced CE (CE / sqrt(class share), above CE
+on mIoU and mAcc) only through a chain: CE, then a ``weight`` mutation that multiplies it
+by a target-only region weight that up-weights rare classes. This measures the last link
+without training anything: from CE as the tournament winner, N evolution steps of each
+mutation config (the step's kind drawn as the search draws it; a step whose children fail
+screening draws again, as the search does), and each screened child classified by its
+gradient with respect to the logits on one real batch of the task's training masks:
+
+- ``CE-equivalent``: a positive multiple of CE's gradient (a duplicate of CE),
+- ``rare classes up`` / ``frequent classes up``: CE's gradient times a positive weight
+  that is constant within each class and differs across classes (a class-weighted CE),
+  ranked against the class shares (Spearman rho < 0 / > 0),
+- ``other``: anything else (another loss, or negative weights).
+
+    python benchmarks/weight_reach.py --steps 2000 --out results/weight-reach.json
+    python benchmarks/weight_reach.py --report results/weight-reach.json  # the .md again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import autoloss_zero as az
+from autoloss_zero.expr.compile import CompiledLoss
+from autoloss_zero.search.candidates import CandidateMaker
+from autoloss_zero.search.config import SearchConfig
+from autoloss_zero.search.rejection import Screener
+
+CE = "Neg(Log(Mul(y, yhat)))"
+CONFIGS = {  # name: config file (None: the paper's defaults with the Table 2 proxy)
+    "paper": "benchmarks/configs/table2-segmentation.toml",
+    "weight": "benchmarks/configs/explore-weight.toml",
+    "weight-inv": "benchmarks/configs/explore-weight-inv.toml",
+    "weight-inv-root": "benchmarks/configs/explore-weight-inv-root.toml",
+}
+KINDS = ("CE-equivalent", "rare classes up", "frequent classes up", "other")
+
+
+def batch(task, n: int = 16, seed: int = 0):
+    """Logits (requiring grad) and one-hot targets for ``n`` training masks."""
+    _, target = task.split("train")
+    rng = np.random.default_rng(seed)
+    tgt = target[torch.as_tensor(rng.choice(len(target), size=n, replace=False))]
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn((n, task.num_classes, *tgt.shape[-2:]), generator=gen,
+                         dtype=torch.float64)
+    return logits, tgt
+
+
+def logit_grad(loss, logits, tgt, task) -> torch.Tensor:
+    z = logits.clone().requires_grad_(True)
+    inputs = task.branch_inputs(z, tgt)
+    value = CompiledLoss(loss)(inputs)
+    (g,) = torch.autograd.grad(value, z)
+    return g
+
+
+def kind_of(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor, shares: np.ndarray,
+            tol: float = 1e-4) -> str:
+    """Classify a child's logit gradient against CE's (both (N, C, H, W))."""
+    if not torch.isfinite(g).all():
+        return "other"
+    dot = (g * g_ce).sum(dim=1)
+    r = dot / (g_ce * g_ce).sum(dim=1).clamp_min(1e-30)  # per-pixel ratio to CE's
+    resid = (g - r[:, None] * g_ce).norm() / g.norm().clamp_min(1e-30)
+    if resid > tol or (r <= 0).any():
+        return "other"
+    present = [c for c in range(g.shape[1]) if (tgt == c).any()]
+    per_class = np.array([float(r[tgt == c].mean()) for c in present])
+    spread = max(float((r[tgt == c].std() / r[tgt == c].mean()).nan_to_num())
+                 for c in present)
+    if spread > tol:
+        return "other"  # a per-pixel weight, not a per-class one
+    if per_class.max() / per_class.min() - 1 < tol:
+        return "CE-equivalent"
+    s = shares[present]
+    rho = np.corrcoef(np.argsort(np.argsort(per_class)), np.argsort(np.argsort(s)))[0, 1]
+    return "rare classes up" if rho < 0 else "frequent classes up"
+
+
+def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt) -> dict:
+    cfg = SearchConfig.from_toml(path)
+    maker = CandidateMaker.from_config(task, cfg)
+    screener = Screener.from_config(task, "miou", cfg, "cpu")
+    parent = maker.parse_loss(CE)
+    g_ce = logit_grad(parent, logits, tgt, task)
+    shares = np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+    counts = dict.fromkeys(("copy", "reinit", *KINDS), 0)
+    examples: dict[str, list[str]] = {k: [] for k in KINDS}
+    tries = rejected = 0
+    t0 = time.perf_counter()
+    for step in range(steps):
+        rng = np.random.default_rng([seed, step])
+        kind = maker.draw_kind(rng)
+        if kind in ("copy", "reinit"):
+            counts[kind] += 1  # a copy is CE again; a re-initialization does not use CE
+            continue
+        for _ in range(cfg.screening.max_tries):
+            child, _label = maker.child(rng, parent, kind)
+            tries += 1
+            if screener.screen(child, optimize=True, fit=False).accepted:
+                break
+            rejected += 1
+        else:
+            counts["other"] += 1
+            continue
+        k = kind_of(logit_grad(child, logits, tgt, task), g_ce, tgt, shares)
+        counts[k] += 1
+        if len(examples[k]) < 5 and k != "other":
+            examples[k].append(str(child))
+    return {"config": name, "file": path, "steps": steps, "counts": counts,
+            "share": {k: counts[k] / steps for k in counts},
+            "children_tried": tries, "children_rejected": rejected,
+            "examples": examples, "seconds": time.perf_counter() - t0}
+
+
+def markdown(data: dict) -> str:
+    lines = [
+        "# One evolution step from cross-entropy: how often a class-weighted CE (issue 13.1)",
+        "", f"Command: `{data['command']}`  ", f"Date: {data['date']}; parent `{data['parent']}`"
+        " as the tournament winner of every step; children screened as in the search; "
+        "kinds by the logit gradient on 16 training masks (benchmarks/weight_reach.py).", "",
+        "| config | steps | copy | re-init | CE-equivalent | rare classes up | "
+        "frequent classes up | other | children rejected / tried |",
+        "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        c, n = r["counts"], r["steps"]
+        cells = " | ".join(f"{c[k]} ({100 * c[k] / n:.1f}%)" for k in ("copy", "reinit", *KINDS))
+        lines.append(f"| {r['config']} (`{r['file']}`) | {n} | {cells} | "
+                     f"{r['children_rejected']} / {r['children_tried']} |")
+    lines += ["", "Examples of children that up-weight rare classes:", ""]
+    for r in data["rows"]:
+        for f in r["examples"]["rare classes up"][:3]:
+            lines.append(f"- {r['config']}: `{f}`")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", action="append", metavar="NAME=FILE",
+                    help="configs to measure (default: paper, weight, weight-inv, "
+                    "weight-inv-root)")
+    ap.add_argument("--out", default="results/weight-reach.json")
+    ap.add_argument("--report", metavar="JSON", help="only write the .md of a JSON made before")
+    args = ap.parse_args()
+    if args.report:
+        Path(args.report).with_suffix(".md").write_text(
+            markdown(json.loads(Path(args.report).read_text())))
+        return
+    torch.set_num_threads(1)
+    configs = dict(c.split("=", 1) for c in args.config) if args.config else CONFIGS
+    task = az.get_task("segmentation")
+    logits, tgt = batch(task, seed=args.seed)
+    rows = []
+    for name, path in configs.items():
+        rows.append(measure(name, path, args.steps, args.seed, task, logits, tgt))
+        r = rows[-1]
+        print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items()), flush=True)
+    data = {"command": "python benchmarks/weight_reach.py --steps "
+                       f"{args.steps} --seed {args.seed} --out {args.out}",
+            "date": time.strftime("%Y-%m-%d %H:%M"), "parent": CE, "rows": rows}
+    Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    Path(args.out).with_suffix(".md").write_text(markdown(data))
+
+
+if __name__ == "__main__":
+    main()

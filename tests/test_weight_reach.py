@@ -1,0 +1,38 @@
+"""benchmarks/weight_reach.py (issue 13.1): its gradient classifier tells a class-weighted
+CE from CE, from the opposite weighting and from other losses, on real masks."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autoloss_zero as az
+from autoloss_zero.search.candidates import CandidateMaker
+from autoloss_zero.search.config import SearchConfig
+
+pytestmark = pytest.mark.timeout(120)
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("formula, kind", [
+    ("Mul(Neg(Log(Mul(Mul(Inv(Mean_nhw(Mean_c(y))), y), yhat))), Inv(Sqrt(Mean_nhw(y))))",
+     "rare classes up"),  # the class-balanced CE a search found (weight under Log: a constant)
+    ("Mul(Inv(Mean_nhw(y)), Neg(Log(Mul(y, yhat))))", "rare classes up"),
+    ("Mul(Neg(Log(Mul(y, yhat))), Mean_nhw(y))", "frequent classes up"),
+    ("Neg(Log(Mul(Mul(Sqrt(Mean_nhw(Mean_c(y))), y), Sqrt(yhat))))", "CE-equivalent"),
+    ("Square(Log(Mul(y, yhat)))", "other"),  # a per-pixel weight, not a per-class one
+    ("Mul(Neg(Log(Mul(y, yhat))), Neg(Mean_nhw(y)))", "other"),  # negative weights
+])
+def test_classifier(monkeypatch, formula, kind):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    reach = importlib.import_module("weight_reach")
+    task = az.get_task("segmentation")
+    logits, tgt = reach.batch(task, n=8)
+    maker = CandidateMaker.from_config(task, SearchConfig())
+    g_ce = reach.logit_grad(maker.parse_loss(reach.CE), logits, tgt, task)
+    shares = np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+    g = reach.logit_grad(maker.parse_loss(formula), logits, tgt, task)
+    assert reach.kind_of(g, g_ce, tgt, shares) == kind
