@@ -86,7 +86,10 @@ def kind_of(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor, shares: np.n
     return "rare classes up" if rho < 0 else "frequent classes up"
 
 
-def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt) -> dict:
+def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt,
+            init: bool = False) -> dict:
+    """``init``: every step a re-initialization (a fresh random loss, screened), the
+    first link of the chain (how often the search finds CE itself)."""
     cfg = SearchConfig.from_toml(path)
     maker = CandidateMaker.from_config(task, cfg)
     screener = Screener.from_config(task, "miou", cfg, "cpu")
@@ -99,12 +102,12 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt) -> d
     t0 = time.perf_counter()
     for step in range(steps):
         rng = np.random.default_rng([seed, step])
-        kind = maker.draw_kind(rng)
+        kind = "init" if init else maker.draw_kind(rng)
         if kind in ("copy", "reinit"):
             counts[kind] += 1  # a copy is CE again; a re-initialization does not use CE
             continue
         for _ in range(cfg.screening.max_tries):
-            child, _label = maker.child(rng, parent, kind)
+            child = maker.random(rng)[0] if init else maker.child(rng, parent, kind)[0]
             tries += 1
             if screener.screen(child, optimize=True, fit=False).accepted:
                 break
@@ -116,7 +119,8 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt) -> d
         counts[k] += 1
         if len(examples[k]) < 5 and k != "other":
             examples[k].append(str(child))
-    return {"config": name, "file": path, "steps": steps, "counts": counts,
+    return {"config": name + (" (re-initializations)" if init else ""), "file": path,
+            "steps": steps, "counts": counts,
             "share": {k: counts[k] / steps for k in counts},
             "children_tried": tries, "children_rejected": rejected,
             "examples": examples, "seconds": time.perf_counter() - t0}
@@ -151,6 +155,8 @@ def main() -> None:
     ap.add_argument("--config", action="append", metavar="NAME=FILE",
                     help="configs to measure (default: paper, weight, weight-inv, "
                     "weight-inv-root)")
+    ap.add_argument("--init", action="store_true",
+                    help="also measure re-initializations (how often a random loss is CE)")
     ap.add_argument("--out", default="results/weight-reach.json")
     ap.add_argument("--report", metavar="JSON", help="only write the .md of a JSON made before")
     args = ap.parse_args()
@@ -163,12 +169,15 @@ def main() -> None:
     task = az.get_task("segmentation")
     logits, tgt = batch(task, seed=args.seed)
     rows = []
-    for name, path in configs.items():
-        rows.append(measure(name, path, args.steps, args.seed, task, logits, tgt))
+    jobs = [(name, path, False) for name, path in configs.items()]
+    if args.init:  # re-initializations draw from the paper's operators in every config
+        jobs.append((next(iter(configs)), next(iter(configs.values())), True))
+    for name, path, init in jobs:
+        rows.append(measure(name, path, args.steps, args.seed, task, logits, tgt, init))
         r = rows[-1]
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items()), flush=True)
     data = {"command": "python benchmarks/weight_reach.py --steps "
-                       f"{args.steps} --seed {args.seed} --out {args.out}",
+                       f"{args.steps} --seed {args.seed}{' --init' * args.init} --out {args.out}",
             "date": time.strftime("%Y-%m-%d %H:%M"), "parent": CE, "rows": rows}
     Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
     Path(args.out).with_suffix(".md").write_text(markdown(data))
