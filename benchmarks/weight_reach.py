@@ -16,6 +16,12 @@ gradient with respect to the logits on one real batch of the task's training mas
 
     python benchmarks/weight_reach.py --steps 2000 --out results/weight-reach.json
     python benchmarks/weight_reach.py --report results/weight-reach.json  # the .md again
+
+``--studies DB...`` classifies instead every trained loss of finished segmentation
+studies (the reach measured in real searches), with its rank on the study's leaderboard:
+
+    python benchmarks/weight_reach.py --studies results/exploration-segmentation/*.db \
+        --out results/weight-reach-studies.md
 """
 
 from __future__ import annotations
@@ -126,6 +132,52 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt,
             "examples": examples, "seconds": time.perf_counter() - t0}
 
 
+def study_rows(paths: list[str], task, logits, tgt) -> list[dict]:
+    """Per study: its trained losses (leaderboard rows) by kind, and the best one that
+    up-weights rare classes with its rank (the leaderboard's: confirmed first)."""
+    from autoloss_zero.search.study import StudyReader
+
+    maker = CandidateMaker.from_config(task, SearchConfig())
+    g_ce = logit_grad(maker.parse_loss(CE), logits, tgt, task)
+    shares = np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+    rows = []
+    for path in paths:
+        with StudyReader(path) as reader:
+            board = reader.leaderboard()
+        counts = dict.fromkeys(KINDS, 0)
+        best = None
+        for rank, c in enumerate(board, 1):
+            try:
+                k = kind_of(logit_grad(maker.parse_loss(c.formula), logits, tgt, task), g_ce,
+                            tgt, shares)
+            except (ValueError, RuntimeError):
+                k = "other"
+            counts[k] += 1
+            if k == "rare classes up" and best is None:
+                best = {"rank": rank, "formula": c.formula, "proxy": c.score,
+                        "confirmed": c.confirmed}
+        rows.append({"study": path, "trained": len(board), "counts": counts,
+                     "best_rare": best})
+    return rows
+
+
+def studies_markdown(rows: list[dict], command: str) -> str:
+    lines = ["# Class-weighted CEs among the trained losses of segmentation studies (issue 13.1)",
+             "", f"Command: `{command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}; each "
+             "distinct trained loss (leaderboard row) classified by its logit gradient on 16 "
+             "training masks (benchmarks/weight_reach.py).", "",
+             "| study | trained | CE-equivalent | rare classes up | frequent classes up | "
+             "best rare-up loss: rank (proxy; confirmed) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        c, b = r["counts"], r["best_rare"]
+        best = "-" if b is None else (
+            f"{b['rank']} ({b['proxy']:.3f}; "
+            f"{'-' if b['confirmed'] is None else format(b['confirmed'], '.3f')}) `{b['formula']}`")
+        lines.append(f"| {r['study']} | {r['trained']} | {c['CE-equivalent']} | "
+                     f"{c['rare classes up']} | {c['frequent classes up']} | {best} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(data: dict) -> str:
     lines = [
         "# One evolution step from cross-entropy: how often a class-weighted CE (issue 13.1)",
@@ -158,13 +210,23 @@ def main() -> None:
     ap.add_argument("--init", action="store_true",
                     help="also measure re-initializations (how often a random loss is CE)")
     ap.add_argument("--out", default="results/weight-reach.json")
+    ap.add_argument("--studies", nargs="+", metavar="DB",
+                    help="classify the trained losses of these studies (writes --out as .md)")
     ap.add_argument("--report", metavar="JSON", help="only write the .md of a JSON made before")
     args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.studies:
+        task = az.get_task("segmentation")
+        logits, tgt = batch(task, seed=args.seed)
+        command = "python benchmarks/weight_reach.py --studies " + " ".join(args.studies) + \
+            f" --out {args.out}"
+        Path(args.out).write_text(studies_markdown(study_rows(args.studies, task, logits, tgt),
+                                                  command))
+        return
     if args.report:
         Path(args.report).with_suffix(".md").write_text(
             markdown(json.loads(Path(args.report).read_text())))
         return
-    torch.set_num_threads(1)
     configs = dict(c.split("=", 1) for c in args.config) if args.config else CONFIGS
     task = az.get_task("segmentation")
     logits, tgt = batch(task, seed=args.seed)
