@@ -69,6 +69,12 @@ def logit_grad(loss, logits, tgt, task) -> torch.Tensor:
     return g
 
 
+def reference(maker, task, logits, tgt) -> tuple[torch.Tensor, np.ndarray]:
+    """CE's logit gradient on the batch and each class's share of its pixels."""
+    g_ce = logit_grad(maker.parse_loss(CE), logits, tgt, task)
+    return g_ce, np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+
+
 def kind_of(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor, shares: np.ndarray,
             tol: float = 1e-4) -> str:
     """Classify a child's logit gradient against CE's (both (N, C, H, W))."""
@@ -100,8 +106,7 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt,
     maker = CandidateMaker.from_config(task, cfg)
     screener = Screener.from_config(task, "miou", cfg, "cpu")
     parent = maker.parse_loss(CE)
-    g_ce = logit_grad(parent, logits, tgt, task)
-    shares = np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+    g_ce, shares = reference(maker, task, logits, tgt)
     counts = dict.fromkeys(("copy", "reinit", *KINDS), 0)
     examples: dict[str, list[str]] = {k: [] for k in KINDS}
     tries = rejected = 0
@@ -138,8 +143,7 @@ def study_rows(paths: list[str], task, logits, tgt) -> list[dict]:
     from autoloss_zero.search.study import StudyReader
 
     maker = CandidateMaker.from_config(task, SearchConfig())
-    g_ce = logit_grad(maker.parse_loss(CE), logits, tgt, task)
-    shares = np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
+    g_ce, shares = reference(maker, task, logits, tgt)
     rows = []
     for path in paths:
         with StudyReader(path) as reader:
