@@ -10,7 +10,9 @@
 # segmentation/mIoU, and (issue 13.1, added 2026-12-05) the paper's operators plus the
 # mutation `weight` (a node times a target-only region weight), and (issue 13.1, added
 # 2026-12-05 after `weight` was measured) the same with half the weights inverted
-# (`weight_inverse = 0.5`), with the calibrated
+# (`weight_inverse = 0.5`), and (issue 13.1, added 2026-12-05 after weight-inv was
+# measured and benchmarks/weight_reach.py) the same with half the weights put on the whole
+# loss (`weight_root = 0.5`), with the calibrated
 # 1,000 x 8 proxy: 2 search seeds each, budgets raised together in stages of 50
 # proxy-training equivalents up to 150, then each rank-1 re-trained (full schedule,
 # 3 seeds, test split) beside CE. Resumable: run it again;
@@ -33,5 +35,6 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant ratio-regionterm-rungs=benchmarks/configs/explore-ratio-regionterm-rungs.toml \
   --variant weight=benchmarks/configs/explore-weight.toml \
   --variant weight-inv=benchmarks/configs/explore-weight-inv.toml \
+  --variant weight-inv-root=benchmarks/configs/explore-weight-inv-root.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"
