@@ -75,13 +75,27 @@ def reference(maker, task, logits, tgt) -> tuple[torch.Tensor, np.ndarray]:
     return g_ce, np.array([float((tgt == c).float().mean()) for c in range(task.num_classes)])
 
 
+def ratio(g: torch.Tensor, g_ce: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the factor that best maps CE's logit gradient onto ``g`` (N, H, W)."""
+    return (g * g_ce).sum(dim=1) / (g_ce * g_ce).sum(dim=1).clamp_min(1e-30)
+
+
+def weight_exponent(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor,
+                    shares: np.ndarray) -> float:
+    """For a class-weighted CE: the slope of log(class weight) against log(class share),
+    i.e. ``a`` in weight ~ share^a (class-balanced CE: -0.5, inverse frequency: -1)."""
+    r = ratio(g, g_ce)
+    present = [c for c in range(g.shape[1]) if (tgt == c).any()]
+    w = np.array([float(r[tgt == c].mean()) for c in present])
+    return float(np.polyfit(np.log(shares[present]), np.log(w), 1)[0])
+
+
 def kind_of(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor, shares: np.ndarray,
             tol: float = 1e-4) -> str:
     """Classify a child's logit gradient against CE's (both (N, C, H, W))."""
     if not torch.isfinite(g).all():
         return "other"
-    dot = (g * g_ce).sum(dim=1)
-    r = dot / (g_ce * g_ce).sum(dim=1).clamp_min(1e-30)  # per-pixel ratio to CE's
+    r = ratio(g, g_ce)
     resid = (g - r[:, None] * g_ce).norm() / g.norm().clamp_min(1e-30)
     if resid > tol or (r <= 0).any():
         return "other"
@@ -149,19 +163,21 @@ def study_rows(paths: list[str], task, logits, tgt) -> list[dict]:
         with StudyReader(path) as reader:
             board = reader.leaderboard()
         counts = dict.fromkeys(KINDS, 0)
-        best = None
+        best, exponents = None, []
         for rank, c in enumerate(board, 1):
             try:
-                k = kind_of(logit_grad(maker.parse_loss(c.formula), logits, tgt, task), g_ce,
-                            tgt, shares)
+                g = logit_grad(maker.parse_loss(c.formula), logits, tgt, task)
+                k = kind_of(g, g_ce, tgt, shares)
             except (ValueError, RuntimeError):
                 k = "other"
             counts[k] += 1
-            if k == "rare classes up" and best is None:
-                best = {"rank": rank, "formula": c.formula, "proxy": c.score,
-                        "confirmed": c.confirmed}
+            if k == "rare classes up":
+                exponents.append((rank, weight_exponent(g, g_ce, tgt, shares)))
+                if best is None:
+                    best = {"rank": rank, "formula": c.formula, "proxy": c.score,
+                            "confirmed": c.confirmed}
         rows.append({"study": path, "trained": len(board), "counts": counts,
-                     "best_rare": best})
+                     "best_rare": best, "rare_exponents": exponents})
     return rows
 
 
@@ -171,14 +187,16 @@ def studies_markdown(rows: list[dict], command: str) -> str:
              "distinct trained loss (leaderboard row) classified by its logit gradient on 16 "
              "training masks (benchmarks/weight_reach.py).", "",
              "| study | trained | CE-equivalent | rare classes up | frequent classes up | "
-             "best rare-up loss: rank (proxy; confirmed) |", "|---|---|---|---|---|---|"]
+             "rare-up exponents a (weight ~ share^a; rank: a) | "
+             "best rare-up loss: rank (proxy; confirmed) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         c, b = r["counts"], r["best_rare"]
         best = "-" if b is None else (
             f"{b['rank']} ({b['proxy']:.3f}; "
             f"{'-' if b['confirmed'] is None else format(b['confirmed'], '.3f')}) `{b['formula']}`")
+        exps = ", ".join(f"{rank}: {a:.2f}" for rank, a in r["rare_exponents"]) or "-"
         lines.append(f"| {r['study']} | {r['trained']} | {c['CE-equivalent']} | "
-                     f"{c['rare classes up']} | {c['frequent classes up']} | {best} |")
+                     f"{c['rare classes up']} | {c['frequent classes up']} | {exps} | {best} |")
     return "\n".join(lines) + "\n"
 
 
