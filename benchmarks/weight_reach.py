@@ -124,6 +124,7 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt,
     counts = dict.fromkeys(("copy", "reinit", *KINDS), 0)
     examples: dict[str, list[str]] = {k: [] for k in KINDS}
     tries = rejected = 0
+    exponents: list[float] = []
     t0 = time.perf_counter()
     for step in range(steps):
         rng = np.random.default_rng([seed, step])
@@ -140,15 +141,19 @@ def measure(name: str, path: str, steps: int, seed: int, task, logits, tgt,
         else:
             counts["other"] += 1
             continue
-        k = kind_of(logit_grad(child, logits, tgt, task), g_ce, tgt, shares)
+        g = logit_grad(child, logits, tgt, task)
+        k = kind_of(g, g_ce, tgt, shares)
         counts[k] += 1
+        if k == "rare classes up":
+            exponents.append(weight_exponent(g, g_ce, tgt, shares))
         if len(examples[k]) < 5 and k != "other":
             examples[k].append(str(child))
     return {"config": name + (" (re-initializations)" if init else ""), "file": path,
             "steps": steps, "counts": counts,
             "share": {k: counts[k] / steps for k in counts},
             "children_tried": tries, "children_rejected": rejected,
-            "examples": examples, "seconds": time.perf_counter() - t0}
+            "examples": examples, "rare_exponents": exponents,
+            "seconds": time.perf_counter() - t0}
 
 
 def study_rows(paths: list[str], task, logits, tgt) -> list[dict]:
@@ -214,6 +219,19 @@ def markdown(data: dict) -> str:
         cells = " | ".join(f"{c[k]} ({100 * c[k] / n:.1f}%)" for k in ("copy", "reinit", *KINDS))
         lines.append(f"| {r['config']} (`{r['file']}`) | {n} | {cells} | "
                      f"{r['children_rejected']} / {r['children_tried']} |")
+    lines += ["", "Children that up-weight rare classes, by their weight exponent a "
+              "(weight ~ share^a, the slope of log class weight against log class share; "
+              "the class-balanced CE has -0.5, inverse-frequency weighting -1):", "",
+              "| config | rare classes up | a in [-0.75, -0.25] | a in (-1.25, -0.75) | "
+              "other a | median a |", "|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        a = np.array(r.get("rare_exponents", []))
+        if not len(a):
+            continue
+        near = int(((a >= -0.75) & (a <= -0.25)).sum())
+        inv = int(((a > -1.25) & (a < -0.75)).sum())
+        lines.append(f"| {r['config']} | {len(a)} | {near} | {inv} | {len(a) - near - inv} | "
+                     f"{float(np.median(a)):.2f} |")
     lines += ["", "Examples of children that up-weight rare classes:", ""]
     for r in data["rows"]:
         for f in r["examples"]["rare classes up"][:3]:
