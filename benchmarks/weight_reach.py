@@ -80,13 +80,19 @@ def ratio(g: torch.Tensor, g_ce: torch.Tensor) -> torch.Tensor:
     return (g * g_ce).sum(dim=1) / (g_ce * g_ce).sum(dim=1).clamp_min(1e-30)
 
 
+def class_weights(r: torch.Tensor, tgt: torch.Tensor,
+                  num_classes: int) -> tuple[list[int], np.ndarray]:
+    """The classes present in the label map ``tgt`` and each one's mean of the per-pixel
+    ratio ``r``."""
+    present = [c for c in range(num_classes) if (tgt == c).any()]
+    return present, np.array([float(r[tgt == c].mean()) for c in present])
+
+
 def weight_exponent(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor,
                     shares: np.ndarray) -> float:
     """For a class-weighted CE: the slope of log(class weight) against log(class share),
     i.e. ``a`` in weight ~ share^a (class-balanced CE: -0.5, inverse frequency: -1)."""
-    r = ratio(g, g_ce)
-    present = [c for c in range(g.shape[1]) if (tgt == c).any()]
-    w = np.array([float(r[tgt == c].mean()) for c in present])
+    present, w = class_weights(ratio(g, g_ce), tgt, g.shape[1])
     return float(np.polyfit(np.log(shares[present]), np.log(w), 1)[0])
 
 
@@ -99,8 +105,7 @@ def kind_of(g: torch.Tensor, g_ce: torch.Tensor, tgt: torch.Tensor, shares: np.n
     resid = (g - r[:, None] * g_ce).norm() / g.norm().clamp_min(1e-30)
     if resid > tol or (r <= 0).any():
         return "other"
-    present = [c for c in range(g.shape[1]) if (tgt == c).any()]
-    per_class = np.array([float(r[tgt == c].mean()) for c in present])
+    present, per_class = class_weights(r, tgt, g.shape[1])
     spread = max(float((r[tgt == c].std() / r[tgt == c].mean()).nan_to_num())
                  for c in present)
     if spread > tol:
