@@ -12,7 +12,8 @@
 # 2026-12-05 after `weight` was measured) the same with half the weights inverted
 # (`weight_inverse = 0.5`), and (issue 13.1, added 2026-12-05 after weight-inv was
 # measured and benchmarks/weight_reach.py) the same with half the weights put on the whole
-# loss (`weight_root = 0.5`), with the calibrated
+# loss (`weight_root = 0.5`), and (issue 13.1, added 2026-12-06) the same with the weight's
+# unary operators drawn from Sqrt alone (`weight_unary = ["Sqrt"]`), with the calibrated
 # 1,000 x 8 proxy: 2 search seeds each, budgets raised together in stages of 50
 # proxy-training equivalents up to 150, then each rank-1 re-trained (full schedule,
 # 3 seeds, test split) beside CE. Resumable: run it again;
@@ -36,5 +37,6 @@ $PY benchmarks/exploration.py --task segmentation --metric miou \
   --variant weight=benchmarks/configs/explore-weight.toml \
   --variant weight-inv=benchmarks/configs/explore-weight-inv.toml \
   --variant weight-inv-root=benchmarks/configs/explore-weight-inv-root.toml \
+  --variant weight-pow=benchmarks/configs/explore-weight-pow.toml \
   --seeds 0 1 --stages 50 100 150 --baseline ce --retrain-seeds 3 --workers 2 \
   --runs results/segmentation.runs.jsonl --out results/exploration-segmentation "$@"

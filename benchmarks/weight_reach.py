@@ -46,6 +46,7 @@ CONFIGS = {  # name: config file (None: the paper's defaults with the Table 2 pr
     "weight": "benchmarks/configs/explore-weight.toml",
     "weight-inv": "benchmarks/configs/explore-weight-inv.toml",
     "weight-inv-root": "benchmarks/configs/explore-weight-inv-root.toml",
+    "weight-pow": "benchmarks/configs/explore-weight-pow.toml",
 }
 KINDS = ("CE-equivalent", "rare classes up", "frequent classes up", "other")
 
@@ -219,6 +220,9 @@ def markdown(data: dict) -> str:
         "| config | steps | copy | re-init | CE-equivalent | rare classes up | "
         "frequent classes up | other | children rejected / tried |",
         "|---|---|---|---|---|---|---|---|---|"]
+    later = [f"{r['config']}: {r['measured']}" for r in data["rows"] if "measured" in r]
+    if later:  # a row measured alone later and merged (the command reproduces all rows)
+        lines[3] += "  \nRows measured later, alone: " + "; ".join(later) + "."
     for r in data["rows"]:
         c, n = r["counts"], r["steps"]
         cells = " | ".join(f"{c[k]} ({100 * c[k] / n:.1f}%)" for k in ("copy", "reinit", *KINDS))
@@ -251,7 +255,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", action="append", metavar="NAME=FILE",
                     help="configs to measure (default: paper, weight, weight-inv, "
-                    "weight-inv-root)")
+                    "weight-inv-root, weight-pow)")
     ap.add_argument("--init", action="store_true",
                     help="also measure re-initializations (how often a random loss is CE)")
     ap.add_argument("--out", default="results/weight-reach.json")
@@ -283,8 +287,10 @@ def main() -> None:
         rows.append(measure(name, path, args.steps, args.seed, task, logits, tgt, init))
         r = rows[-1]
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items()), flush=True)
+    chosen = "".join(f" --config {c}" for c in args.config or ())
     data = {"command": "python benchmarks/weight_reach.py --steps "
-                       f"{args.steps} --seed {args.seed}{' --init' * args.init} --out {args.out}",
+                       f"{args.steps} --seed {args.seed}{' --init' * args.init}{chosen} "
+                       f"--out {args.out}",
             "date": time.strftime("%Y-%m-%d %H:%M"), "parent": CE, "rows": rows}
     Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
     Path(args.out).with_suffix(".md").write_text(markdown(data))

@@ -543,6 +543,46 @@ def test_weight_root_weighs_the_whole_loss_and_changes_nothing_at_zero():
             MutationConfig(weight_root=bad)
 
 
+def test_weight_unary_draws_the_weights_unary_operators_from_its_list_only():
+    """``weight_unary = ["Sqrt"]``: above the region operator a weight holds only Sqrt
+    (and Inv from ``weight_inverse``); empty draws what ``weight`` drew before; a name
+    that is not a unary operator of the searched set is a clear config error."""
+    from autoloss_zero.expr.mutate import make_child
+    from autoloss_zero.search.candidates import CandidateMaker
+    from autoloss_zero.search.config import SearchConfig
+
+    parent = az.parse("Neg(Log(Mul(y, yhat)))")
+    region = {n for n in OPS.names if OPS[n].region}
+
+    def children(cfg, n=300):
+        rng = np.random.default_rng(3)
+        return [make_child(parent, rng, LEAVES, OPS, cfg, "mutate")[0] for _ in range(n)]
+
+    def above_region(w):  # the unary operators between the weight's top and its region op
+        out = []
+        while w[0] not in region:
+            out.append(w[0])
+            w = w[1]
+        return out
+
+    def weights(cfg):
+        return [w for c in children(cfg) for w in _weight_sides(c.node)]
+
+    base = dict(weights={"weight": 1.0}, mutations=1, weight_root=1.0)
+    sq = weights(MutationConfig(**base, weight_unary=["Sqrt"]))
+    assert sq and all(set(above_region(w)) <= {"Sqrt"} for w in sq)
+    assert any(above_region(w) == ["Sqrt"] for w in sq)
+    plain = weights(MutationConfig(**base))
+    assert any(set(above_region(w)) - {"Sqrt"} for w in plain)  # other unary ops too
+    assert children(MutationConfig(**base)) == children(MutationConfig(**base, weight_unary=[]))
+    for bad in ("Sqrt", [1], None):
+        with pytest.raises(ValueError, match="weight_unary"):
+            MutationConfig(weight_unary=bad)
+    cfg = SearchConfig.from_dict({"mutation": {"weight_unary": ["Add"]}})
+    with pytest.raises(ValueError, match="weight_unary: 'Add' is not a unary operator"):
+        CandidateMaker.from_config(az.get_task("classification"), cfg)
+
+
 def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
     from autoloss_zero.expr.mutate import make_child
 

@@ -25,7 +25,9 @@ an operator inserted above it.
   under 0, 1 or 2 (drawn uniformly) unary operators drawn uniformly, on a uniformly
   drawn side; with ``weight_inverse`` = p > 0, the weight is ``Inv(w)`` with
   probability p (rare classes weigh more); with ``weight_root`` = q > 0, the weight
-  multiplies the whole tree with probability q. One step can so turn CE into a
+  multiplies the whole tree with probability q; with ``weight_unary`` (a list of unary
+  operator names) the unary operators over the weight are drawn from that list only
+  (e.g. ``["Sqrt"]``: weights share^a, a in {±1, ±1/2, ±1/4}). One step can so turn CE into a
   class-weighted CE, e.g. ``Mul(Neg(Log(Mul(y, yhat))), Inv(Mean_nhw(y)))`` (a weight
   per class, from the batch's class frequencies). A tree without such leaves, or
   an operator set without ``Mul`` or a region operator, is returned unchanged.
@@ -113,6 +115,13 @@ class MutationConfig:
     uniformly chosen node (0: always a uniformly chosen node). Why: a weight under a
     ``Log`` only adds a constant (CE's gradient is unchanged), so on CE's five nodes only
     two places make a class-weighted CE (benchmarks/weight_reach.py)."""
+    weight_unary: list = field(default_factory=list)
+    """The unary operators the mutation ``weight`` draws over its weight, e.g.
+    ``["Sqrt"]`` (each must be a unary operator of the searched set; empty: all of
+    them, as ``weight`` drew before this option). Why: the class-balanced CE's weight is
+    ``Inv(Sqrt(Mean_nhw(y)))``; with the 12 default unary operators a step from CE draws
+    that exponent (-1/2) on about 1.5% of mutation steps, inverse frequency (-1) four
+    times as often (benchmarks/weight_reach.py)."""
     depth: int = 3
     """Depth of random (re-)initialization."""
     max_size: int | None = None
@@ -153,6 +162,11 @@ class MutationConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"mutation.{name} must be in [0, 1], got {v!r:.40}")
+        if not isinstance(self.weight_unary, (list, tuple)) or not all(
+                isinstance(n, str) for n in self.weight_unary):
+            raise ValueError(f"mutation.weight_unary must be a list of operator names, got "
+                             f"{self.weight_unary!r:.40}")
+        self.weight_unary = list(self.weight_unary)
         unknown = set(self.recombination) - set(RECOMBINATIONS)
         if unknown:
             raise ValueError(f"unknown recombination kind(s) {', '.join(sorted(unknown))}; "
@@ -268,6 +282,8 @@ def _weight(node, rng, leaves, ops, prediction=(), config=None):
             break
     term = (region[below(rng, len(region))], inner)
     unary = ops.unary
+    if config is not None and config.weight_unary:
+        unary = tuple(n for n in config.weight_unary if n in ops.unary)
     for _ in range(below(rng, 3) if unary else 0):
         term = (unary[below(rng, len(unary))], term)
     inverse = config.weight_inverse if config is not None else 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import TaskError
+from ..errors import ConfigError, TaskError
 from ..expr.mutate import (
     MutationConfig,
     draw_kind,
@@ -55,6 +55,10 @@ class CandidateMaker:
             except ValueError:
                 task.branch_baseline(branch, text)  # raises TaskError if unknown
                 baselines[branch] = text
+        odd = [n for n in config.mutation.weight_unary if n not in ops.unary]
+        if odd:
+            raise ConfigError(f"mutation.weight_unary: {odd[0]!r:.40} is not a unary operator "
+                              f"of the searched set ({', '.join(ops.unary)})")
         maker = cls(task, ops, config.mutation, config.offspring_branches, formulas, baselines)
         if not maker.searched:
             raise TaskError("every branch is fixed: nothing to search")
