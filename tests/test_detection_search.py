@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -323,3 +324,51 @@ def test_an_old_study_resumes_with_the_same_config_file_after_the_upgrade(tmp_pa
     cfg.screening.branch_eta = 0.05
     with az.search("classification", "accuracy", 2, study, cfg, workers=1) as r:
         assert r.counts()["evaluated"] == 2
+
+
+def test_branch_recombination_takes_one_whole_branch_from_the_second_parent(tmp_path):
+    """``recombination = {branch = 1}``: a child is its first parent with one searched
+    branch replaced by that branch of the second parent; fixed branches stay fixed."""
+    from autoloss_zero.search.candidates import CandidateMaker
+    from autoloss_zero.search.config import SearchConfig
+
+    task = az.get_task("detection", **TINY)
+    cfg = SearchConfig.from_dict({"mutation": {"recombine": 1.0,
+                                               "recombination": {"branch": 1.0}},
+                                  "fixed": {"reg_rpn": "l1"}})
+    maker = CandidateMaker.from_config(task, cfg)
+    rng = np.random.default_rng(0)
+    a, _ = maker.random(rng)
+    b, _ = maker.random(rng)
+    searched = ("cls_rpn", "cls_rcnn", "reg_rcnn")
+    assert a.names == b.names == searched
+    taken = set()
+    for _ in range(30):
+        child, label = maker.child(rng, a, "recombine", b)
+        branch, how = label.split(":")
+        assert how == "branch" and branch in searched
+        taken.add(branch)
+        for name in searched:
+            want = b[name] if name == branch else a[name]
+            assert str(child[name]) == str(want)
+    assert taken == set(searched)
+
+
+def test_branch_recombination_in_a_detection_search(tmp_path):
+    cfg = tiny_config()
+    cfg.population.initial = 3
+    cfg.task_options = dict(TINY)
+    cfg.mutation.recombine = 0.5
+    cfg.mutation.recombination = {"branch": 1.0}
+    with az.search("detection", "map", 7, tmp_path / "r.db", cfg, workers=1) as r:
+        rows = {c.id: c for c in r.candidates()}
+    made = [c for c in rows.values() if ":branch with #" in (c.mutation or "")]
+    assert made
+    spec = az.get_task("detection").leaf_spec()
+    for c in made:
+        branch = c.mutation.split(":")[0]
+        other = rows[int(c.mutation.rsplit("#", 1)[1])]
+        child, parent = (az.parse(x.formula, leaves=spec) for x in (c, rows[c.parent]))
+        second = az.parse(other.formula, leaves=spec)
+        assert str(child[branch]) == str(second[branch])
+        assert all(str(child[n]) == str(parent[n]) for n in child.names if n != branch)

@@ -612,6 +612,15 @@ def test_graft_adds_a_whole_term_and_recombination_mixes_two_parents():
         make_child(a, rng, LEAVES, OPS, rec, "recombine")
     with pytest.raises(ValueError, match="recombination"):
         MutationConfig(recombination={"blend": 1.0})
+    # ``branch``: the second parent's tree whole when it is one of several branches, a
+    # crossover when the loss has one searched branch
+    rec = MutationConfig(recombination={"branch": 1.0})
+    assert make_child(a, rng, LEAVES, OPS, rec, "recombine", b, branches=True) == (b, "branch")
+    child, label = make_child(a, rng, LEAVES, OPS, rec, "recombine", b)
+    assert label == "crossover" and child != b
+    # a kind left out weighs 0: a config stored before ``branch`` existed compares equal
+    assert MutationConfig(recombination={"crossover": 1.0, "sum": 1.0}) == MutationConfig()
+    assert MutationConfig().recombination["branch"] == 0.0
 
 
 

@@ -35,7 +35,11 @@ an operator inserted above it.
 Recombination (beyond the paper; ``recombine`` = 0 by default) makes a child of two
 parents: ``crossover`` replaces a uniformly chosen subtree of the first by a uniformly
 chosen subtree of the second (as in genetic programming); ``sum`` adds the two trees,
-``Add(a, b)``, a child that keeps both parents' terms.
+``Add(a, b)``, a child that keeps both parents' terms; ``branch`` (weight 0 by default),
+for losses of several searched branches, takes one whole branch from the second parent
+and the others from the first (a crossover at branch boundaries: one search's members
+may hold a good mask branch in one lineage and good box branches in another, issue
+13.4); for a loss of one searched branch it is a ``crossover``.
 
 Region sums (beyond the paper; ``region_sum`` = 0 by default) add to the step's
 tournament winner the winner of a second tournament held among the members with a
@@ -67,7 +71,7 @@ from .tree import (
 )
 
 MUTATIONS = ("insert", "delete", "replace", "graft", "weight")
-RECOMBINATIONS = ("crossover", "sum")
+RECOMBINATIONS = ("crossover", "sum", "branch")
 MAX_INIT_DEPTH = 8
 """Largest ``mutation.depth``: a full binary tree of depth 8 has 511 nodes, within
 ``parse``'s limits (``tree.MAX_SIZE``), so every random tree can be read back."""
@@ -90,8 +94,10 @@ class MutationConfig:
     recombine: float = 0.0
     """Probability that a child is a recombination of two tournament winners (0: the
     paper); else the paper's copy / re-initialize / mutate procedure."""
-    recombination: dict = field(default_factory=lambda: {"crossover": 1.0, "sum": 1.0})
-    """Relative weights of the recombination kinds."""
+    recombination: dict = field(default_factory=lambda: {"crossover": 1.0, "sum": 1.0,
+                                                         "branch": 0.0})
+    """Relative weights of the recombination kinds (a kind left out weighs 0; ``branch``,
+    a whole branch from the second parent, is off by default)."""
     region_sum: float = 0.0
     """Probability that a child is ``Add(a, r)``: ``a`` the tournament winner, ``r`` a
     region-level part of another member, chosen by ``region_pick`` (0: the paper; drawn
@@ -178,6 +184,8 @@ class MutationConfig:
         if any(w < 0 for w in self.recombination.values()) or \
                 sum(self.recombination.values()) <= 0:
             raise ValueError("mutation.recombination must be >= 0 with a positive sum")
+        # a kind left out weighs 0 (studies made before ``branch`` existed compare equal)
+        self.recombination = {k: self.recombination.get(k, 0.0) for k in RECOMBINATIONS}
         if not 1 <= self.mutations <= 100:
             raise ValueError(f"mutation.mutations must be in 1..100, got {self.mutations}")
         if not 0 <= self.depth <= MAX_INIT_DEPTH:
@@ -299,9 +307,12 @@ _DISPATCH = {"insert": _insert, "delete": _delete, "replace": _replace, "graft":
 
 def recombine(a: Node, b: Node, rng: np.random.Generator, how: str) -> Node:
     """A child of two trees: ``crossover`` (a uniformly chosen subtree of ``a`` replaced
-    by a uniformly chosen subtree of ``b``) or ``sum`` (``Add(a, b)``)."""
+    by a uniformly chosen subtree of ``b``), ``sum`` (``Add(a, b)``) or ``branch``
+    (``b`` whole: the branch taken from the second parent)."""
     if how == "sum":
         return ("Add", a, b)
+    if how == "branch":
+        return b
     if how != "crossover":
         raise ValueError(f"unknown recombination {how!r}; known: {', '.join(RECOMBINATIONS)}")
     pa, pb = _paths(a), _paths(b)
@@ -366,11 +377,13 @@ def make_child(
     kind: str,
     other: Expr | None = None,
     prediction: Sequence[str] = ("yhat",),
+    branches: bool = False,
 ) -> tuple[Expr, str]:
     """One child of a given kind and its label (``copy``, ``reinit``, e.g.
-    ``insert+replace``, or ``crossover``/``sum`` with the second parent ``other``); with
-    ``max_size``, redrawn (same kind) until it fits. ``prediction``: the leaves that
-    depend on the prediction (for ``weight``)."""
+    ``insert+replace``, or ``crossover``/``sum``/``branch`` with the second parent
+    ``other``); with ``max_size``, redrawn (same kind) until it fits. ``prediction``: the
+    leaves that depend on the prediction (for ``weight``); ``branches``: the tree is one
+    of several searched branches (else a ``branch`` recombination is a ``crossover``)."""
     if kind == "copy":
         return expr, "copy"
     if kind not in OFFSPRING_KINDS:
@@ -386,7 +399,7 @@ def make_child(
             raise ValueError("recombination needs a second parent")
         for _ in range(100):
             how = _draw_kind(rng, config.recombination, RECOMBINATIONS)
-            if how == "sum" and "Add" not in ops.names:
+            if (how == "sum" and "Add" not in ops.names) or (how == "branch" and not branches):
                 how = "crossover"
             node = recombine(expr.node, other.node, rng, how)
             if within_limits(node, config.max_size):

@@ -145,9 +145,9 @@ class CandidateMaker:
               other: Loss | None = None) -> tuple[Loss, str]:
         """Offspring of a given kind: one searched branch drawn uniformly (or all) goes
         through the paper's copy / re-initialize / two-mutations procedure, or is
-        recombined with the same branch of ``other`` (a region sum: one of the branches
-        where ``other`` holds a region-level term, or all of them); a copy copies the
-        whole loss."""
+        recombined with the same branch of ``other`` (a ``branch`` recombination takes
+        that branch of ``other`` whole; a region sum: one of the branches where ``other``
+        holds a region-level term, or all of them); a copy copies the whole loss."""
         if kind == "copy":
             return parent, "copy"
         searched = self.searched
@@ -160,7 +160,7 @@ class CandidateMaker:
         for b in chosen:
             child, label = make_child(loss[b.name], rng, b.leaves, self.ops, self.mutation,
                                       kind, None if other is None else other[b.name],
-                                      b.prediction_leaves)
+                                      b.prediction_leaves, len(self.searched) > 1)
             loss = loss.replace(b.name, child)
             labels.append(label if len(self.task.branches) == 1 else f"{b.name}:{label}")
         return loss, ";".join(labels)
