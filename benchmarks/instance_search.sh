@@ -12,6 +12,10 @@
 # A labelled Table 4-style experiment, the four box branches fixed to CE+L1 and only the
 # mask searched (benchmarks/configs/instance-search-p500-init40-maskonly.toml; not yet run):
 # `VARIANT=p500-init40-maskonly bash benchmarks/instance_search.sh`.
+# A labelled exploration with branch recombination (a child takes one whole branch from a
+# second tournament winner; benchmarks/configs/instance-search-p500-init40-branchx.toml):
+# `SEED=2 VARIANT=p500-init40-branchx bash benchmarks/instance_search.sh` (against seed 2
+# of p500-init40, the same search without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
