@@ -16,6 +16,9 @@
 # second tournament winner; benchmarks/configs/instance-search-p500-init40-branchx.toml):
 # `SEED=2 VARIANT=p500-init40-branchx bash benchmarks/instance_search.sh` (against seed 2
 # of p500-init40, the same search without it).
+# A labelled experiment with the Table 2 config's fidelity rungs (full-schedule trainings in
+# the ranking; benchmarks/configs/instance-search-p500-init40-rungs.toml, ready, not run):
+# `SEED=2 VARIANT=p500-init40-rungs bash benchmarks/instance_search.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
