@@ -39,7 +39,8 @@ chosen subtree of the second (as in genetic programming); ``sum`` adds the two t
 for losses of several searched branches, takes one whole branch from the second parent
 and the others from the first (a crossover at branch boundaries: one search's members
 may hold a good mask branch in one lineage and good box branches in another, issue
-13.4); for a loss of one searched branch it is a ``crossover``.
+13.4); for a loss of one searched branch it is a ``crossover``. With ``offspring_branches
+= "all"`` every branch draws its own kind, so ``branch`` alone copies the second parent.
 
 Region sums (beyond the paper; ``region_sum`` = 0 by default) add to the step's
 tournament winner the winner of a second tournament held among the members with a
