@@ -326,7 +326,7 @@ def test_an_old_study_resumes_with_the_same_config_file_after_the_upgrade(tmp_pa
         assert r.counts()["evaluated"] == 2
 
 
-def test_branch_recombination_takes_one_whole_branch_from_the_second_parent(tmp_path):
+def test_branch_recombination_takes_one_whole_branch_from_the_second_parent():
     """``recombination = {branch = 1}``: a child is its first parent with one searched
     branch replaced by that branch of the second parent; fixed branches stay fixed."""
     from autoloss_zero.search.candidates import CandidateMaker
