@@ -9,6 +9,7 @@
 # BF1 search's first rank 1 re-trained 0.384 / 0.325 / 0.377 on test, 2026-12-02).
 # Last, the Table 7 miniature with this config.
 # Every step resumes (study files, the shared runs file): run it again after a stop.
+# A second search seed: SEED=1 OUT=results/table2-weight-pow-s1 CONFIG=... METRICS="miou:300".
 # About 3 hours of 2 cores per 300-equivalent search.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ CONFIG=${CONFIG:-benchmarks/configs/table2-segmentation.toml}
 OUT=${OUT:-results/table2}
 METRICS=${METRICS:-"miou:300 bf1:300 fwiou:100 gacc:100 macc:100 biou:100"}
 TABLE7=${TABLE7:-1}
+# SEED: the search's master seed (default 0); another seed wants its own OUT folder
+SEEDARG=""
+[ "${SEED:-0}" = 0 ] || SEEDARG="--seed ${SEED}"
 mkdir -p "$OUT"
 SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --baseline dpce --baseline ssim --baseline focal"
 for pair in $METRICS; do
@@ -26,7 +30,7 @@ for pair in $METRICS; do
   transfer=""
   [ "$metric" = miou ] && transfer="--variant large --variant digits --variant-baseline ce"
   $PY benchmarks/search_and_compare.py --task segmentation --metric "$metric" \
-    --budget "$budget" --config "$CONFIG" --confirm-top 3 --confirm-seeds 3 --seeds 3 --top 1 $SEG_BASELINES $transfer --workers 2 \
+    --budget "$budget" --config "$CONFIG" --confirm-top 3 --confirm-seeds 3 --seeds 3 --top 1 $SEG_BASELINES $transfer $SEEDARG --workers 2 \
     --runs results/segmentation.runs.jsonl --out "$OUT/segmentation-$metric"
 done
 $PY benchmarks/table2.py --results "$OUT" > "$OUT/segmentation-table2.md"
