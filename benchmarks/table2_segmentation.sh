@@ -20,9 +20,8 @@ CONFIG=${CONFIG:-benchmarks/configs/table2-segmentation.toml}
 OUT=${OUT:-results/table2}
 METRICS=${METRICS:-"miou:300 bf1:300 fwiou:100 gacc:100 macc:100 biou:100"}
 TABLE7=${TABLE7:-1}
-# SEED: the search's master seed (default 0); another seed wants its own OUT folder
-SEEDARG=""
-[ "${SEED:-0}" = 0 ] || SEEDARG="--seed ${SEED}"
+# SEED: the search's master seed (default 0, as search_and_compare.py's); another seed wants its own OUT folder
+SEED=${SEED:-0}
 mkdir -p "$OUT"
 SEG_BASELINES="--baseline ce --baseline wce --baseline dice --baseline lovasz --baseline dpce --baseline ssim --baseline focal"
 for pair in $METRICS; do
@@ -30,7 +29,7 @@ for pair in $METRICS; do
   transfer=""
   [ "$metric" = miou ] && transfer="--variant large --variant digits --variant-baseline ce"
   $PY benchmarks/search_and_compare.py --task segmentation --metric "$metric" \
-    --budget "$budget" --config "$CONFIG" --confirm-top 3 --confirm-seeds 3 --seeds 3 --top 1 $SEG_BASELINES $transfer $SEEDARG --workers 2 \
+    --budget "$budget" --config "$CONFIG" --confirm-top 3 --confirm-seeds 3 --seeds 3 --top 1 $SEG_BASELINES $transfer --seed "$SEED" --workers 2 \
     --runs results/segmentation.runs.jsonl --out "$OUT/segmentation-$metric"
 done
 $PY benchmarks/table2.py --results "$OUT" > "$OUT/segmentation-table2.md"
