@@ -6,6 +6,9 @@ split) and report the best setting of each side by side.
         --loss 'study:results/classification-accuracy.db#1' --lr 0.001 --lr 0.002 \
         --lr 0.004 --lr 0.008 --lr 0.016 --schedule constant --schedule cosine \
         --runs results/classification-tuning.runs.jsonl --out results/classification-tuning
+
+``--metric`` picks the metric reported (default: the task's first), e.g. ``--metric bf1``
+for segmentation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from provenance import provenance
 
 from autoloss_zero.compare import compare
+from autoloss_zero.tasks import task_class
 
 
 def main() -> None:
@@ -25,11 +29,20 @@ def main() -> None:
     ap.add_argument("--loss", action="append", required=True)
     ap.add_argument("--lr", type=float, action="append", required=True)
     ap.add_argument("--schedule", action="append", default=[])
+    ap.add_argument("--metric", default=None,
+                    help="the metric to report (default: the task's first, e.g. miou)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--runs", required=True, help="JSON-lines file of finished runs (resume)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    try:
+        known = task_class(args.task).metrics
+    except ValueError as exc:  # TaskError: an unknown or broken task
+        ap.error(str(exc))
+    if args.metric and args.metric not in known:
+        ap.error(f"unknown metric {args.metric!r} for task {args.task} "
+                 f"(known: {', '.join(known)})")
     schedules = args.schedule or [None]
     cells = []
     for schedule in schedules:
@@ -37,7 +50,7 @@ def main() -> None:
             options = {"lr": lr} | ({"lr_schedule": schedule} if schedule else {})
             res = compare(args.task, args.loss, args.seeds, None, "full", args.workers,
                           results=args.runs, task_options=options)
-            metric = res.metrics[0]
+            metric = args.metric or res.metrics[0]
             for row in res.summary():
                 st = row["metrics"][metric]
                 cells.append({"loss": row["loss"], "formula": row["formula"], "lr": lr,
