@@ -20,7 +20,8 @@ from pathlib import Path
 from provenance import provenance
 
 from autoloss_zero.compare import compare
-from autoloss_zero.tasks import task_class
+from autoloss_zero.errors import TaskError
+from autoloss_zero.tasks import get_task
 
 
 def main() -> None:
@@ -36,13 +37,12 @@ def main() -> None:
     ap.add_argument("--runs", required=True, help="JSON-lines file of finished runs (resume)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    try:
-        known = task_class(args.task).metrics
-    except ValueError as exc:  # TaskError: an unknown or broken task
+    try:  # an unknown task or metric: one line before any training
+        task = get_task(args.task)
+        if args.metric:
+            task.check_metric(args.metric)
+    except TaskError as exc:
         ap.error(str(exc))
-    if args.metric and args.metric not in known:
-        ap.error(f"unknown metric {args.metric!r} for task {args.task} "
-                 f"(known: {', '.join(known)})")
     schedules = args.schedule or [None]
     cells = []
     for schedule in schedules:
