@@ -43,6 +43,7 @@ def main() -> None:
             task.check_metric(args.metric)
     except TaskError as exc:
         ap.error(str(exc))
+    metric = args.metric or task.metrics[0]
     schedules = args.schedule or [None]
     cells = []
     for schedule in schedules:
@@ -50,7 +51,6 @@ def main() -> None:
             options = {"lr": lr} | ({"lr_schedule": schedule} if schedule else {})
             res = compare(args.task, args.loss, args.seeds, None, "full", args.workers,
                           results=args.runs, task_options=options)
-            metric = args.metric or res.metrics[0]
             for row in res.summary():
                 st = row["metrics"][metric]
                 cells.append({"loss": row["loss"], "formula": row["formula"], "lr": lr,
@@ -60,7 +60,6 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    metric = cells[0]["metric"]
     settings = [(s, lr) for s in schedules for lr in args.lr]
     lines = [f"# {args.task}: baselines and searched losses over a learning-rate grid", "",
              f"Command: `{report['command']}`  ",
